@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Gateway. The zero value of every field selects the
+// documented default.
+type Config struct {
+	// ID names this gateway instance in sys/welcome and in logs.
+	// "" means a random id.
+	ID string
+	// Prefix is the NATS subject prefix and the workers' queue group.
+	// "" means "fabric".
+	Prefix string
+	// ResumeSecret signs resume tokens. Every gateway of a fabric must share
+	// it for sessions to resume on any gateway. nil means a random secret:
+	// sessions then resume only on this gateway.
+	ResumeSecret []byte
+	// HelloTimeout bounds the wait for the client's sys/hello. 0 means 10s.
+	HelloTimeout time.Duration
+	// PingInterval is the period of the gateway's sys/ping; a client silent
+	// for two intervals is closed. 0 means 25s.
+	PingInterval time.Duration
+	// RequestTimeout is a request's inactivity timeout: the longest wait for
+	// the worker's next event. 0 means 30s.
+	RequestTimeout time.Duration
+	// SessionRetention is how long a session outlives its connection, waiting
+	// to be resumed. 0 means 2m.
+	SessionRetention time.Duration
+	// MaxFrameBytes bounds one inbound message. 0 means 1 MiB.
+	MaxFrameBytes int64
+	// MaxInFlight bounds the requests in flight on one connection. 0 means 128.
+	MaxInFlight int
+	// MaxQueueBytes bounds a connection's outbound queue; a client that lets
+	// it overflow is closed as a slow consumer. 0 means 4 MiB.
+	MaxQueueBytes int
+	// WriteTimeout bounds one write to a client. 0 means 10s.
+	WriteTimeout time.Duration
+	// TakeoverTimeout bounds the wait for another gateway to hand over a
+	// session being resumed here. 0 means 2s.
+	TakeoverTimeout time.Duration
+	// AllowedOrigins lists the Origin values (scheme://host[:port]) browsers
+	// may connect from; "*" allows any. Empty means same-origin only.
+	// Clients that send no Origin header are always allowed.
+	AllowedOrigins []string
+}
+
+// Option sets an optional dependency of a Gateway.
+type Option func(*options)
+
+type options struct {
+	logger   *slog.Logger
+	registry *prometheus.Registry
+}
+
+// WithLogger sets the gateway's structured logger. The default is
+// slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithRegistry registers the gateway's Prometheus metrics on r and serves r on
+// /metrics. The default is a private registry.
+func WithRegistry(r *prometheus.Registry) Option { return func(o *options) { o.registry = r } }
+
+// Defaults of Config.
+const (
+	DefaultHelloTimeout     = 10 * time.Second
+	DefaultPingInterval     = 25 * time.Second
+	DefaultRequestTimeout   = 30 * time.Second
+	DefaultSessionRetention = 2 * time.Minute
+	DefaultMaxFrameBytes    = 1 << 20
+	DefaultMaxInFlight      = 128
+	DefaultMaxQueueBytes    = 4 << 20
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultTakeoverTimeout  = 2 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	setDuration(&c.HelloTimeout, DefaultHelloTimeout)
+	setDuration(&c.PingInterval, DefaultPingInterval)
+	setDuration(&c.RequestTimeout, DefaultRequestTimeout)
+	setDuration(&c.SessionRetention, DefaultSessionRetention)
+	setDuration(&c.WriteTimeout, DefaultWriteTimeout)
+	setDuration(&c.TakeoverTimeout, DefaultTakeoverTimeout)
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	return c
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}

@@ -1,0 +1,379 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/seed82ac63c1/fabric/protocol"
+	"github.com/seed82ac63c1/fabric/subjects"
+)
+
+// closeGrace bounds the wait for the client's answer to our close frame, and
+// the write of that close frame.
+const closeGrace = time.Second
+
+var (
+	pingFrame = protocol.AppendServerFrame(nil, protocol.TypePing, "", 0, nil, "")
+	pongFrame = protocol.AppendServerFrame(nil, protocol.TypePong, "", 0, nil, "")
+)
+
+// conn is one WebSocket connection. Its reader goroutine (serve) owns it: it
+// parses every frame, and it alone tears the connection down. Frames to the
+// client go through enqueue, into a queue capped in bytes that a writer
+// goroutine drains; the writer runs only while the queue holds frames.
+type conn struct {
+	gw     *Gateway
+	ws     *websocket.Conn
+	log    *slog.Logger
+	bearer string // the Authorization header, kept for authentication (never logged)
+
+	sess *session // set by the reader after hello; read-only afterwards
+
+	dec        protocol.FrameDecoder
+	rbuf       bytes.Buffer
+	peerClosed bool // the client's close frame arrived (reader only)
+
+	wmu       sync.Mutex
+	queue     [][]byte
+	spare     [][]byte // the previous batch's backing array, reused
+	queued    int      // bytes queued or being written
+	writing   bool     // a writer goroutine is running
+	closing   bool     // close was called: no more frames are queued
+	closeCode protocol.CloseCode
+	pingTimer *time.Timer
+	writers   sync.WaitGroup
+}
+
+func newConn(g *Gateway, ws *websocket.Conn, authorization string) *conn {
+	ws.SetReadLimit(g.cfg.MaxFrameBytes)
+	return &conn{
+		gw:     g,
+		ws:     ws,
+		log:    g.log.With("remote", ws.RemoteAddr().String()),
+		bearer: authorization,
+	}
+}
+
+// serve runs the connection: hello, then frames until the connection ends.
+func (c *conn) serve() {
+	defer c.teardown()
+	if !c.hello() {
+		c.drain()
+		return
+	}
+	c.readFrames()
+}
+
+// readNext reads the next text message into c.rbuf. It handles binary frames
+// and read errors itself, returning ok=false when the reader must stop.
+func (c *conn) readNext(deadline time.Duration, onTimeout protocol.CloseCode, timeoutReason string) (ok bool) {
+	for {
+		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+		mt, r, err := c.ws.NextReader()
+		if err == nil && mt == websocket.BinaryMessage {
+			c.close(protocol.CloseUnsupported, "binary frames are not supported")
+			return false
+		}
+		if err == nil {
+			c.rbuf.Reset()
+			_, err = c.rbuf.ReadFrom(r)
+		}
+		if err == nil {
+			c.gw.metrics.bytesIn.Add(float64(c.rbuf.Len()))
+			return true
+		}
+		var ce *websocket.CloseError
+		var ne net.Error
+		switch {
+		case errors.As(err, &ce):
+			c.peerClosed = true
+			c.setCloseCode(protocol.CloseCode(ce.Code))
+		case errors.Is(err, websocket.ErrReadLimit):
+			// gorilla has already sent 1009.
+			c.markClosing(protocol.CloseTooLarge)
+			c.log.Info("frame too large", "limit", c.gw.cfg.MaxFrameBytes)
+		case errors.As(err, &ne) && ne.Timeout():
+			c.close(onTimeout, timeoutReason)
+		}
+		return false
+	}
+}
+
+// hello reads the first frame, which must be sys/hello, opens or resumes the
+// session and sends sys/welcome.
+func (c *conn) hello() bool {
+	if !c.readNext(c.gw.cfg.HelloTimeout, protocol.CloseHelloTimeout, "no sys/hello in time") {
+		return false
+	}
+	f, err := c.dec.Decode(c.rbuf.Bytes())
+	if err != nil || f.Type != protocol.TypeHello {
+		c.close(protocol.CloseProtocol, "the first frame must be sys/hello")
+		return false
+	}
+	var h protocol.Hello
+	if len(f.Payload) > 0 {
+		if err := json.Unmarshal(f.Payload, &h); err != nil {
+			c.close(protocol.CloseProtocol, "invalid sys/hello payload")
+			return false
+		}
+	}
+	s, err := c.gw.openSession(c, &h)
+	if err != nil {
+		c.log.Warn("session open failed", "err", err)
+		c.close(protocol.CloseInternal, "session could not be opened")
+		return false
+	}
+	c.sess = s
+	c.log = c.log.With("session", s.id)
+	c.wmu.Lock()
+	if !c.closing {
+		c.pingTimer = time.AfterFunc(c.gw.cfg.PingInterval, c.ping)
+	}
+	c.wmu.Unlock()
+	return true
+}
+
+func (c *conn) readFrames() {
+	idle := 2 * c.gw.cfg.PingInterval
+	for c.readNext(idle, protocol.ClosePingTimeout, "no frame for two ping intervals") {
+		c.handleFrame(c.rbuf.Bytes())
+	}
+	c.drain()
+}
+
+// handleFrame dispatches one client frame after hello.
+func (c *conn) handleFrame(b []byte) {
+	f, err := c.dec.Decode(b)
+	if err != nil {
+		c.reject("", err)
+		return
+	}
+	switch f.Type {
+	case protocol.TypePong:
+	case protocol.TypePing:
+		c.enqueue(pongFrame)
+	case protocol.TypeCancel:
+		if err := subjects.ValidateID(f.ID); err != nil {
+			c.reject("", protocol.Errorf(protocol.CodeBadRequest, "sys/cancel needs a valid id: %v", err))
+			return
+		}
+		c.sess.cancel(f.ID)
+	case protocol.TypeHello:
+		c.reject(validID(f), protocol.Errorf(protocol.CodeBadRequest, "sys/hello is only valid as the first frame"))
+	default:
+		if err := subjects.ValidateRoute(f.Type); err != nil {
+			c.reject(validID(f), protocol.Errorf(protocol.CodeBadRequest, "type %q: %v", truncate(f.Type), err))
+			return
+		}
+		if !f.HasID {
+			c.reject("", protocol.Errorf(protocol.CodeBadRequest, "a request needs an id"))
+			return
+		}
+		if err := subjects.ValidateID(f.ID); err != nil {
+			c.reject("", protocol.Errorf(protocol.CodeBadRequest, "%v", err))
+			return
+		}
+		if err := c.sess.start(&f); err != nil {
+			c.reject(f.ID, err)
+		}
+	}
+}
+
+func validID(f protocol.ClientFrame) string {
+	if f.HasID && subjects.ValidateID(f.ID) == nil {
+		return f.ID
+	}
+	return ""
+}
+
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// reject answers a frame the gateway cannot accept with sys/error; the
+// connection stays open.
+func (c *conn) reject(id string, err error) {
+	e, ok := protocol.AsError(err)
+	if !ok {
+		e = protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+	}
+	c.gw.metrics.badFrames.Inc()
+	c.log.Debug("frame rejected", "id", id, "code", e.Code, "reason", e.Message)
+	c.enqueue(protocol.AppendServerFrame(nil, protocol.TypeError, id, 0, e.Payload(), ""))
+}
+
+func (c *conn) ping() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closing {
+		return
+	}
+	c.enqueueLocked(pingFrame)
+	c.pingTimer.Reset(c.gw.cfg.PingInterval)
+}
+
+// enqueue queues a frame for the client. A client whose queue would exceed
+// MaxQueueBytes is closed as a slow consumer: one slow client never blocks
+// the NATS callbacks that fan events out. frame must not be modified later.
+func (c *conn) enqueue(frame []byte) {
+	c.wmu.Lock()
+	overflow := !c.closing && !c.enqueueLocked(frame)
+	c.wmu.Unlock()
+	if overflow {
+		c.log.Warn("slow consumer: outbound queue full", "queued_bytes", c.queued, "limit", c.gw.cfg.MaxQueueBytes)
+		c.close(protocol.CloseSlowConsumer, "slow consumer")
+	}
+}
+
+func (c *conn) enqueueLocked(frame []byte) bool {
+	if c.closing {
+		return true
+	}
+	if c.queued+len(frame) > c.gw.cfg.MaxQueueBytes {
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	if !c.writing {
+		c.writing = true
+		c.writers.Add(1)
+		go c.writeLoop()
+	}
+	return true
+}
+
+// writeLoop writes queued frames until the queue is empty, then exits.
+func (c *conn) writeLoop() {
+	defer c.writers.Done()
+	for {
+		c.wmu.Lock()
+		if len(c.queue) == 0 || c.closing {
+			c.writing = false
+			c.wmu.Unlock()
+			return
+		}
+		batch := c.queue
+		c.queue = c.spare[:0]
+		c.wmu.Unlock()
+
+		written := 0
+		for i, frame := range batch {
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
+			if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					c.close(protocol.CloseWriteTimeout, "write timeout")
+				} else {
+					c.abort()
+				}
+				c.wmu.Lock()
+				c.writing = false
+				c.wmu.Unlock()
+				return
+			}
+			written += len(frame)
+			batch[i] = nil
+		}
+		c.gw.metrics.bytesOut.Add(float64(written))
+		c.wmu.Lock()
+		c.queued -= written
+		c.spare = batch[:0]
+		c.wmu.Unlock()
+	}
+}
+
+func (c *conn) setCloseCode(code protocol.CloseCode) {
+	c.wmu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode = code
+	}
+	c.wmu.Unlock()
+}
+
+// markClosing stops queueing; it reports whether this call did it.
+func (c *conn) markClosing(code protocol.CloseCode) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.closing = true
+	if code != 0 {
+		c.closeCode = code
+	}
+	c.queue = nil
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	return true
+}
+
+// close starts the closing handshake with code: it drops queued frames,
+// sends the close frame and gives the client closeGrace to answer before the
+// reader tears the connection down. Safe to call from any goroutine, more
+// than once; only the first call has effect.
+func (c *conn) close(code protocol.CloseCode, reason string) {
+	if !c.markClosing(code) {
+		return
+	}
+	c.log.Info("closing connection", "code", int(code), "reason", reason)
+	msg := websocket.FormatCloseMessage(int(code), reason)
+	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace))
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+// abort ends the connection at once, without a closing handshake.
+func (c *conn) abort() {
+	c.markClosing(protocol.CloseInternal)
+	_ = c.ws.NetConn().Close()
+}
+
+// drain waits, up to closeGrace, for the client to answer our close frame, so
+// that closing the socket does not reset it while the client still reads.
+func (c *conn) drain() {
+	c.wmu.Lock()
+	closing := c.closing
+	c.wmu.Unlock()
+	if !closing || c.peerClosed {
+		return
+	}
+	raw := c.ws.NetConn()
+	_ = raw.SetReadDeadline(time.Now().Add(closeGrace))
+	buf := make([]byte, 4096)
+	for limit := 4 * c.gw.cfg.MaxFrameBytes; limit > 0; {
+		n, err := raw.Read(buf)
+		limit -= int64(n)
+		if err != nil {
+			return
+		}
+	}
+}
+
+// teardown runs once, on the reader goroutine, when the connection ends.
+func (c *conn) teardown() {
+	c.markClosing(0)
+	_ = c.ws.NetConn().Close()
+	c.writers.Wait()
+	c.wmu.Lock()
+	code := c.closeCode
+	c.wmu.Unlock()
+	if code == 0 {
+		code = 1006 // abnormal closure: no close frame
+	}
+	c.gw.metrics.closed(int(code))
+	c.log.Debug("connection closed", "code", int(code))
+	if c.sess != nil {
+		c.sess.detach(c, code == protocol.CloseNormal)
+	}
+	c.gw.removeConn(c)
+}

@@ -1,0 +1,243 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/seed82ac63c1/fabric/protocol"
+	"github.com/seed82ac63c1/fabric/subjects"
+)
+
+// Errors returned by the gateway.
+var (
+	ErrClosed = errors.New("gateway: closed")
+	ErrConfig = errors.New("gateway: invalid config")
+)
+
+// Gateway serves Fabric's WebSocket endpoint. Create one with [New], mount
+// [Gateway.Handler] on an HTTP server, and call [Gateway.Shutdown] to stop.
+type Gateway struct {
+	cfg      Config
+	nc       *nats.Conn
+	space    subjects.Space
+	log      *slog.Logger
+	tokens   tokenSigner
+	upgrader websocket.Upgrader
+	metrics  *metrics
+	handler  http.Handler
+	pushAll  *nats.Subscription
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	users    map[string]*userSubscription
+	conns    map[*conn]struct{}
+	draining bool
+	connWG   sync.WaitGroup // one per live connection's reader goroutine
+
+	shutdownOnce sync.Once
+}
+
+// New returns a gateway that publishes requests on nc. The caller owns nc and
+// drains it after [Gateway.Shutdown].
+func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg = cfg.withDefaults()
+	space, err := subjects.NewSpace(cfg.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if cfg.ID == "" {
+		cfg.ID = "gw-" + strings.ToLower(nuid.Next()[:10])
+	}
+	if len(cfg.ResumeSecret) == 0 {
+		cfg.ResumeSecret = randomSecret()
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	if o.registry == nil {
+		o.registry = prometheus.NewRegistry()
+		o.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	g := &Gateway{
+		cfg:      cfg,
+		nc:       nc,
+		space:    space,
+		log:      o.logger.With("gateway", cfg.ID),
+		tokens:   tokenSigner{secret: cfg.ResumeSecret},
+		metrics:  newMetrics(o.registry),
+		sessions: make(map[string]*session),
+		users:    make(map[string]*userSubscription),
+		conns:    make(map[*conn]struct{}),
+	}
+	g.upgrader = websocket.Upgrader{
+		Subprotocols:      []string{protocol.Subprotocol},
+		CheckOrigin:       g.checkOrigin,
+		EnableCompression: false, // a read limit would not bound decompressed bytes
+		ReadBufferSize:    4096,
+		WriteBufferSize:   4096,
+		WriteBufferPool:   &sync.Pool{},
+	}
+	g.pushAll, err = nc.Subscribe(space.PushAll(), g.onPushAll)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: subscribe %s: %w", space.PushAll(), err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", g.serveWS)
+	mux.HandleFunc("GET /healthz", g.serveHealthz)
+	mux.HandleFunc("GET /readyz", g.serveReadyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.registry, promhttp.HandlerOpts{}))
+	g.handler = mux
+	return g, nil
+}
+
+// ID returns the gateway's instance id.
+func (g *Gateway) ID() string { return g.cfg.ID }
+
+// Handler returns the gateway's HTTP handler: GET /ws, /healthz, /readyz and
+// /metrics.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+func (g *Gateway) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if len(g.cfg.AllowedOrigins) == 0 {
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+	for _, allowed := range g.cfg.AllowedOrigins {
+		if allowed == "*" || strings.EqualFold(strings.TrimSuffix(allowed, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	if !g.nc.IsConnected() {
+		http.Error(w, "nats: "+g.nc.Status().String(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+func (g *Gateway) serveReadyz(w http.ResponseWriter, _ *http.Request) {
+	g.mu.Lock()
+	draining := g.draining
+	g.mu.Unlock()
+	switch {
+	case draining:
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+	case !g.nc.IsConnected():
+		http.Error(w, "nats: "+g.nc.Status().String(), http.StatusServiceUnavailable)
+	default:
+		fmt.Fprintln(w, "ready")
+	}
+}
+
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	if g.draining {
+		g.mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "gateway is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	g.connWG.Add(1)
+	g.mu.Unlock()
+	ws, err := g.upgrader.Upgrade(w, r, nil)
+	if err != nil { // the upgrader has answered the client
+		g.connWG.Done()
+		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	c := newConn(g, ws, r.Header.Get("Authorization"))
+	g.mu.Lock()
+	g.conns[c] = struct{}{}
+	g.mu.Unlock()
+	g.metrics.connections.Inc()
+	go func() {
+		defer g.connWG.Done()
+		c.serve()
+	}()
+}
+
+func (g *Gateway) removeConn(c *conn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+	g.metrics.connections.Dec()
+}
+
+// Shutdown stops the gateway in order: it refuses new connections, closes
+// every client with 1001 (going away: reconnect at once, elsewhere), waits for
+// the connections to end until ctx is done, then ends every session and drops
+// its subscriptions. It is safe to call more than once. The caller then
+// drains the NATS connection.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var err error
+	g.shutdownOnce.Do(func() {
+		g.mu.Lock()
+		g.draining = true
+		conns := make([]*conn, 0, len(g.conns))
+		for c := range g.conns {
+			conns = append(conns, c)
+		}
+		g.mu.Unlock()
+		g.log.Info("gateway shutting down", "connections", len(conns))
+		for _, c := range conns {
+			c.close(protocol.CloseGoingAway, "gateway shutting down")
+		}
+		done := make(chan struct{})
+		go func() { g.connWG.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			g.mu.Lock()
+			for c := range g.conns {
+				c.abort()
+			}
+			g.mu.Unlock()
+			<-done
+			err = ctx.Err()
+		}
+		g.mu.Lock()
+		sessions := make([]*session, 0, len(g.sessions))
+		for _, s := range g.sessions {
+			sessions = append(sessions, s)
+		}
+		g.mu.Unlock()
+		for _, s := range sessions {
+			s.end()
+		}
+		_ = g.pushAll.Unsubscribe()
+	})
+	return err
+}
+
+// defaultTimeout bounds an I/O call whose ctx has no deadline.
+func defaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}

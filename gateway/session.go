@@ -1,0 +1,349 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/seed82ac63c1/fabric/protocol"
+	"github.com/seed82ac63c1/fabric/subjects"
+)
+
+// session is a client's session. It outlives its connection for
+// SessionRetention, so that the client can resume it, here or on another
+// gateway. Its NATS subscriptions receive its requests' events (and the
+// no-responders status on each reply subject), pushes to it, and other
+// gateways' takeover requests.
+type session struct {
+	id   string
+	user string
+	gw   *Gateway
+
+	mu        sync.Mutex
+	conn      *conn // nil while detached
+	requests  map[string]*request
+	finishing map[string]time.Time // ids the client saw finish while a worker may still send: until when
+	expiry    *time.Timer          // runs while detached
+	ended     bool
+	subs      []*nats.Subscription
+}
+
+// userSubscription is the one subscription to a user's pushes that a gateway
+// shares among that user's sessions.
+type userSubscription struct {
+	sub      *nats.Subscription
+	sessions map[*session]struct{}
+}
+
+// takeoverReply is what the gateway holding a session answers the gateway
+// that resumes it.
+type takeoverReply struct {
+	User string `json:"user"`
+}
+
+// openSession resumes the session named in hello if its token is valid and a
+// gateway holds it, else creates a new one. It attaches c and queues
+// sys/welcome before any other frame of the session.
+func (g *Gateway) openSession(c *conn, h *protocol.Hello) (*session, error) {
+	user := "" // authentication is not configured: every session is anonymous
+	if r := h.Resume; r != nil {
+		if subjects.ValidateSessionID(r.SessionID) == nil && g.tokens.verify(r.SessionID, user, r.ResumeToken) {
+			if s := g.resume(r.SessionID, user, c); s != nil {
+				return s, nil
+			}
+		} else {
+			c.log.Info("resume rejected: bad session id or token")
+		}
+	}
+	for {
+		s, err := g.newSession(newSessionID(), user)
+		if err != nil {
+			return nil, err
+		}
+		if s.attach(c, false) {
+			return s, nil
+		}
+	}
+}
+
+// resume attaches c to session id, taking it over from another gateway if
+// needed. It returns nil when no gateway holds the session.
+func (g *Gateway) resume(id, user string, c *conn) *session {
+	g.mu.Lock()
+	s := g.sessions[id]
+	g.mu.Unlock()
+	if s != nil && s.user == user && s.attach(c, true) {
+		g.metrics.sessionsResumed.Inc()
+		return s
+	}
+	ctx, cancel := defaultTimeout(context.Background(), g.cfg.TakeoverTimeout)
+	defer cancel()
+	msg, err := g.nc.RequestWithContext(ctx, g.space.Takeover(id), []byte(`{"gateway":"`+g.cfg.ID+`"}`))
+	if err != nil {
+		if !errors.Is(err, nats.ErrNoResponders) {
+			c.log.Warn("session takeover failed", "resumed_session", id, "err", err)
+		}
+		return nil
+	}
+	var reply takeoverReply
+	if err := json.Unmarshal(msg.Data, &reply); err != nil || reply.User != user {
+		return nil
+	}
+	s, err = g.newSession(id, user)
+	if err != nil || !s.attach(c, true) {
+		return nil
+	}
+	g.metrics.sessionsResumed.Inc()
+	c.log.Info("session taken over from another gateway", "session", id)
+	return s
+}
+
+// newSession registers a session and subscribes to its subjects. If the id
+// is already registered (a concurrent resume), it returns that session.
+func (g *Gateway) newSession(id, user string) (*session, error) {
+	s := &session{
+		id:        id,
+		user:      user,
+		gw:        g,
+		requests:  make(map[string]*request),
+		finishing: make(map[string]time.Time),
+	}
+	g.mu.Lock()
+	if old := g.sessions[id]; old != nil {
+		g.mu.Unlock()
+		return old, nil
+	}
+	g.sessions[id] = s
+	g.mu.Unlock()
+	for _, sub := range []struct {
+		subject string
+		handler nats.MsgHandler
+	}{
+		{g.space.SessionEvents(id), s.onEvent},
+		{g.space.PushSession(id), s.onPush},
+		{g.space.Takeover(id), s.onTakeover},
+	} {
+		ns, err := g.nc.Subscribe(sub.subject, sub.handler)
+		if err != nil {
+			s.end()
+			return nil, fmt.Errorf("gateway: subscribe %s: %w", sub.subject, err)
+		}
+		s.mu.Lock()
+		s.subs = append(s.subs, ns)
+		s.mu.Unlock()
+	}
+	if user != "" {
+		if err := g.addUserSession(s); err != nil {
+			s.end()
+			return nil, err
+		}
+	}
+	g.metrics.sessions.Inc()
+	return s, nil
+}
+
+// attach makes c the session's connection and queues sys/welcome. A previous
+// connection is closed with 4503. It fails on an ended session.
+func (s *session) attach(c *conn, resumed bool) bool {
+	welcome := protocol.Welcome{
+		SessionID:      s.id,
+		ResumeToken:    s.gw.tokens.sign(s.id, s.user),
+		Resumed:        resumed,
+		Gateway:        s.gw.cfg.ID,
+		PingIntervalMs: s.gw.cfg.PingInterval.Milliseconds(),
+		Limits:         protocol.Limits{MaxFrameBytes: s.gw.cfg.MaxFrameBytes, MaxInFlight: s.gw.cfg.MaxInFlight},
+	}
+	payload, _ := json.Marshal(welcome)
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return false
+	}
+	old := s.conn
+	s.conn = c
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+	c.enqueue(protocol.AppendServerFrame(nil, protocol.TypeWelcome, "", 0, payload, ""))
+	s.mu.Unlock()
+	if old != nil {
+		old.close(protocol.CloseSessionResumed, "session resumed on another connection")
+	}
+	c.log.Info("session opened", "session", s.id, "resumed", resumed)
+	return true
+}
+
+// detach is called when c ends. A normal close (1000) ends the session;
+// otherwise it is kept for SessionRetention, awaiting a resume.
+func (s *session) detach(c *conn, normal bool) {
+	s.mu.Lock()
+	if s.conn != c {
+		s.mu.Unlock()
+		return
+	}
+	s.conn = nil
+	s.interruptLocked()
+	if !normal && !s.ended {
+		s.expiry = time.AfterFunc(s.gw.cfg.SessionRetention, s.end)
+	}
+	s.mu.Unlock()
+	if normal {
+		s.end()
+	}
+}
+
+// end ends the session: its requests are cancelled, its subscriptions
+// dropped. Safe to call more than once.
+func (s *session) end() {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = true
+	s.interruptLocked()
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	subs := s.subs
+	s.subs = nil
+	s.mu.Unlock()
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
+	}
+	g := s.gw
+	g.mu.Lock()
+	if g.sessions[s.id] == s {
+		delete(g.sessions, s.id)
+	}
+	g.mu.Unlock()
+	if s.user != "" {
+		g.removeUserSession(s)
+	}
+	g.metrics.sessions.Dec()
+}
+
+// onTakeover hands the session over to another gateway that is resuming it:
+// the local connection, if any, is closed with 4503 and the session ended
+// here.
+func (s *session) onTakeover(m *nats.Msg) {
+	s.mu.Lock()
+	c := s.conn
+	ended := s.ended
+	s.mu.Unlock()
+	if ended {
+		return // let the requester see no answer rather than a stale one
+	}
+	if c != nil {
+		c.close(protocol.CloseSessionResumed, "session resumed on another gateway")
+	}
+	s.end()
+	reply, _ := json.Marshal(takeoverReply{User: s.user})
+	if err := m.Respond(reply); err != nil {
+		s.gw.log.Warn("takeover reply failed", "session", s.id, "err", err)
+	}
+}
+
+// deliver queues a frame for the session's connection, if it has one.
+func (s *session) deliver(frame []byte) {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c != nil {
+		c.enqueue(frame)
+	}
+}
+
+// onPush delivers a push to this session.
+func (s *session) onPush(m *nats.Msg) {
+	if frame, ok := s.gw.pushFrame(m); ok {
+		s.deliver(frame)
+	}
+}
+
+// onPushAll delivers a push to every session of this gateway.
+func (g *Gateway) onPushAll(m *nats.Msg) {
+	frame, ok := g.pushFrame(m)
+	if !ok {
+		return
+	}
+	g.mu.Lock()
+	sessions := make([]*session, 0, len(g.sessions))
+	for _, s := range g.sessions {
+		sessions = append(sessions, s)
+	}
+	g.mu.Unlock()
+	for _, s := range sessions {
+		s.deliver(frame)
+	}
+}
+
+// pushFrame turns a push message into a frame, or rejects it.
+func (g *Gateway) pushFrame(m *nats.Msg) ([]byte, bool) {
+	typ := m.Header.Get(subjects.HeaderType)
+	if err := subjects.ValidatePushType(typ); err != nil {
+		g.log.Warn("push dropped: bad "+subjects.HeaderType, "subject", m.Subject, "err", err)
+		return nil, false
+	}
+	payload := m.Data
+	if len(payload) > 0 && !json.Valid(payload) {
+		g.log.Warn("push dropped: payload is not JSON", "subject", m.Subject, "type", typ)
+		return nil, false
+	}
+	g.metrics.pushes.Inc()
+	return protocol.AppendServerFrame(nil, typ, "", 0, payload, ""), true
+}
+
+func (g *Gateway) addUserSession(s *session) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	us := g.users[s.user]
+	if us == nil {
+		us = &userSubscription{sessions: make(map[*session]struct{})}
+		sub, err := g.nc.Subscribe(g.space.PushUser(s.user), func(m *nats.Msg) { g.onPushUser(us, m) })
+		if err != nil {
+			return fmt.Errorf("gateway: subscribe user pushes: %w", err)
+		}
+		us.sub = sub
+		g.users[s.user] = us
+	}
+	us.sessions[s] = struct{}{}
+	return nil
+}
+
+func (g *Gateway) removeUserSession(s *session) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	us := g.users[s.user]
+	if us == nil {
+		return
+	}
+	delete(us.sessions, s)
+	if len(us.sessions) == 0 {
+		_ = us.sub.Unsubscribe()
+		delete(g.users, s.user)
+	}
+}
+
+func (g *Gateway) onPushUser(us *userSubscription, m *nats.Msg) {
+	frame, ok := g.pushFrame(m)
+	if !ok {
+		return
+	}
+	g.mu.Lock()
+	sessions := make([]*session, 0, len(us.sessions))
+	for s := range us.sessions {
+		sessions = append(sessions, s)
+	}
+	g.mu.Unlock()
+	for _, s := range sessions {
+		s.deliver(frame)
+	}
+}

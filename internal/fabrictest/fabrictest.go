@@ -1,0 +1,138 @@
+// Package fabrictest starts real fabrics for tests: an embedded NATS server
+// on a random port, gateways on real sockets, demo workers. Everything it
+// starts is stopped by t.Cleanup.
+package fabrictest
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/seed82ac63c1/fabric/gateway"
+	"github.com/seed82ac63c1/fabric/internal/embeddednats"
+	"github.com/seed82ac63c1/fabric/workers"
+	"github.com/seed82ac63c1/fabric/workers/demo"
+)
+
+// NATS starts an embedded NATS server with JetStream in t.TempDir().
+func NATS(t testing.TB) *server.Server {
+	t.Helper()
+	s, err := embeddednats.Start(embeddednats.Config{JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// Connect opens a NATS connection to s, closed at cleanup.
+func Connect(t testing.TB, s *server.Server, name string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// Logger returns a logger for tests: debug output with -v and
+// FABRIC_TEST_LOG=1, otherwise errors only.
+func Logger() *slog.Logger {
+	level := slog.LevelError
+	if os.Getenv("FABRIC_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// Gateway is a gateway served on a real loopback socket.
+type Gateway struct {
+	*gateway.Gateway
+	Server *httptest.Server
+	URL    string // ws://127.0.0.1:port/ws
+}
+
+// StartGateway starts a gateway on nc; cfg's zero fields take defaults.
+func StartGateway(t testing.TB, nc *nats.Conn, cfg gateway.Config) *Gateway {
+	t.Helper()
+	g, err := gateway.New(nc, cfg, gateway.WithLogger(Logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(g.Handler())
+	srv.Config.ReadHeaderTimeout = 5 * time.Second
+	srv.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = g.Shutdown(ctx)
+		srv.Close()
+	})
+	return &Gateway{Gateway: g, Server: srv, URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+}
+
+// StartDemoWorker starts a worker serving the demo routes on nc.
+func StartDemoWorker(t testing.TB, nc *nats.Conn, cfg workers.Config) *workers.Worker {
+	t.Helper()
+	w, err := workers.New(nc, cfg, workers.WithLogger(Logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Register(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = w.Shutdown(ctx)
+	})
+	return w
+}
+
+// Fabric is a running fabric: NATS, one gateway, one demo worker.
+type Fabric struct {
+	NATS    *server.Server
+	Gateway *Gateway
+	Worker  *workers.Worker
+}
+
+// Start starts a fabric with the given gateway config.
+func Start(t testing.TB, cfg gateway.Config) *Fabric {
+	t.Helper()
+	ns := NATS(t)
+	gw := StartGateway(t, Connect(t, ns, "gateway"), cfg)
+	w := StartDemoWorker(t, Connect(t, ns, "worker"), workers.Config{})
+	return &Fabric{NATS: ns, Gateway: gw, Worker: w}
+}
+
+// HTTPGet fetches path from the gateway and returns status and body.
+func (g *Gateway) HTTPGet(t testing.TB, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(g.Server.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return resp.StatusCode, sb.String()
+}

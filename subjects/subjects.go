@@ -1,0 +1,169 @@
+package subjects
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+)
+
+// DefaultPrefix is the subject prefix and queue group used when none is
+// configured.
+const DefaultPrefix = "fabric"
+
+// Space builds and parses the subjects under one prefix. The zero Space is
+// not usable; create one with [NewSpace]. A Space is a small immutable value.
+type Space struct {
+	prefix string
+	req    string // "<prefix>.req."
+	evt    string // "<prefix>.evt."
+	cancel string // "<prefix>.cancel."
+}
+
+// NewSpace returns the subject space under prefix; "" means [DefaultPrefix].
+// A prefix is one or more dot-separated tokens of [A-Za-z0-9_-].
+func NewSpace(prefix string) (Space, error) {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	for _, tok := range strings.Split(prefix, ".") {
+		if !validToken(tok, 1, 64) {
+			return Space{}, fmt.Errorf("%w: %q: tokens must match [A-Za-z0-9_-]{1,64}", ErrPrefix, prefix)
+		}
+	}
+	return Space{
+		prefix: prefix,
+		req:    prefix + ".req.",
+		evt:    prefix + ".evt.",
+		cancel: prefix + ".cancel.",
+	}, nil
+}
+
+// MustSpace is like [NewSpace] but panics on an invalid prefix.
+func MustSpace(prefix string) Space {
+	s, err := NewSpace(prefix)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Prefix returns the space's prefix.
+func (s Space) Prefix() string { return s.prefix }
+
+// QueueGroup returns the queue group every worker of every language joins, so
+// that each request runs once: the prefix itself.
+func (s Space) QueueGroup() string { return s.prefix }
+
+// TypeTokens converts a typeName into subject tokens: '/' becomes '.'.
+// typeName must be valid.
+func TypeTokens(typeName string) string { return strings.ReplaceAll(typeName, "/", ".") }
+
+// Request returns the subject a request for typeName is published on.
+func (s Space) Request(typeName string) string { return s.req + TypeTokens(typeName) }
+
+// Requests returns the wildcard matching every request subject.
+func (s Space) Requests() string { return s.req + ">" }
+
+// ParseRequest returns the typeName of a request subject.
+func (s Space) ParseRequest(subject string) (typeName string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, s.req)
+	if !ok || rest == "" {
+		return "", false
+	}
+	typeName = strings.ReplaceAll(rest, ".", "/")
+	return typeName, ValidateTypeName(typeName) == nil
+}
+
+// Reply returns R, the reply subject of request id on session: the subject
+// NATS's no-responders status arrives on, and the root of the request's event
+// subjects.
+func (s Space) Reply(session, id string) string { return s.evt + session + "." + id }
+
+// SessionEvents returns the wildcard a gateway subscribes to for a session:
+// it matches R (for no-responders) and every event of every request.
+func (s Space) SessionEvents(session string) string { return s.evt + session + ".>" }
+
+// Event returns the subject of an event: "R.<type tokens>.<suffix>".
+func Event(reply, typeName, suffix string) string {
+	return reply + "." + TypeTokens(typeName) + "." + suffix
+}
+
+// ParseEvent splits a subject received on [Space.SessionEvents] of session
+// into the message id and the tail after it: "" for R itself (a NATS status
+// such as no-responders), else "<type tokens>.<suffix>". It allocates
+// nothing.
+func (s Space) ParseEvent(session, subject string) (id, tail string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, s.evt)
+	if !ok {
+		return "", "", false
+	}
+	rest, ok = strings.CutPrefix(rest, session)
+	if !ok || len(rest) < 2 || rest[0] != '.' {
+		return "", "", false
+	}
+	rest = rest[1:]
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		return rest[:i], rest[i+1:], true
+	}
+	return rest, "", true
+}
+
+// EventSuffix returns the suffix of an event tail (see [Space.ParseEvent]) of
+// a request whose type tokens are typeTokens.
+func EventSuffix(tail, typeTokens string) (suffix string, ok bool) {
+	rest, ok := strings.CutPrefix(tail, typeTokens)
+	if !ok || len(rest) < 2 || rest[0] != '.' {
+		return "", false
+	}
+	suffix = rest[1:]
+	return suffix, ValidateSuffix(suffix) == nil
+}
+
+// Cancel returns the subject a gateway publishes on to cancel request id of
+// session.
+func (s Space) Cancel(session, id string) string { return s.cancel + session + "." + id }
+
+// Cancels returns the wildcard every worker subscribes to (outside any queue
+// group) to learn of cancels.
+func (s Space) Cancels() string { return s.cancel + "*.*" }
+
+// ParseCancel splits a cancel subject into session and id.
+func (s Space) ParseCancel(subject string) (session, id string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, s.cancel)
+	if !ok {
+		return "", "", false
+	}
+	session, id, ok = strings.Cut(rest, ".")
+	return session, id, ok && session != "" && id != "" && !strings.Contains(id, ".")
+}
+
+// PushSession returns the subject of pushes to one session.
+func (s Space) PushSession(session string) string { return s.prefix + ".push.session." + session }
+
+// PushUser returns the subject of pushes to every session of a user. The user
+// id is encoded with [EncodeUser].
+func (s Space) PushUser(user string) string { return s.prefix + ".push.user." + EncodeUser(user) }
+
+// PushAll returns the subject of pushes to every session.
+func (s Space) PushAll() string { return s.prefix + ".push.all" }
+
+// Takeover returns the subject on which the gateway holding a session answers
+// another gateway that is resuming it. Gateways only; workers never use it.
+func (s Space) Takeover(session string) string { return s.prefix + ".gw.session." + session }
+
+// EncodeUser encodes a user id, which may hold any character, into one
+// subject token: unpadded base64url of its UTF-8 bytes.
+func EncodeUser(user string) string { return base64.RawURLEncoding.EncodeToString([]byte(user)) }
+
+// NATS headers of the contract. NATS headers are case-sensitive: they are
+// spelled exactly so, and set with direct map assignment, never through
+// http.Header's canonicalising Set.
+const (
+	HeaderID          = "Fabric-Id"      // request → worker, event → gateway: the message id
+	HeaderSession     = "Fabric-Session" // request: the session id
+	HeaderUser        = "Fabric-User"    // request: the authenticated user id, when there is one
+	HeaderSeq         = "Fabric-Seq"     // event: 1, 2, … per request
+	HeaderType        = "Fabric-Type"    // push: the frame type
+	HeaderTraceparent = "traceparent"    // W3C trace context
+	HeaderTracestate  = "tracestate"     // W3C trace context
+)

@@ -1,0 +1,86 @@
+package workers
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/seed82ac63c1/fabric/protocol"
+	"github.com/seed82ac63c1/fabric/subjects"
+)
+
+// Stream sends a request's events back to its client. Its methods may be
+// called from several goroutines; events keep the order of the calls and are
+// numbered 1, 2, … in that order. After the handler returns, sends fail with
+// [ErrFinished].
+type Stream struct {
+	w       *Worker
+	req     *Request
+	subject string // "R.<type tokens>.", an event's subject without its suffix
+
+	mu       sync.Mutex
+	seq      uint64
+	finished bool
+}
+
+func newStream(w *Worker, reply string, req *Request) *Stream {
+	return &Stream{w: w, req: req, subject: reply + "." + subjects.TypeTokens(req.Type) + "."}
+}
+
+// ID returns the request's message id.
+func (s *Stream) ID() string { return s.req.ID }
+
+// Session returns the id of the client's session.
+func (s *Stream) Session() string { return s.req.Session }
+
+// User returns the authenticated user id, "" when anonymous.
+func (s *Stream) User() string { return s.req.User }
+
+// Type returns the route's typeName.
+func (s *Stream) Type() string { return s.req.Type }
+
+// Progress sends a ":progress" event.
+func (s *Stream) Progress(v any) error { return s.Send(protocol.SuffixProgress, v) }
+
+// Respond sends a ":response" event.
+func (s *Stream) Respond(v any) error { return s.Send(protocol.SuffixResponse, v) }
+
+// Send sends an event "<typeName>:<suffix>" with payload v, encoded as JSON
+// (a json.RawMessage is sent as it is). The suffix "finish" is reserved: the
+// SDK sends it when the handler returns.
+func (s *Stream) Send(suffix string, v any) error {
+	if suffix == protocol.SuffixFinish {
+		return ErrReservedEvent
+	}
+	if err := subjects.ValidateSuffix(suffix); err != nil {
+		return fmt.Errorf("workers: %w", err)
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("workers: encode %s event: %w", suffix, err)
+	}
+	return s.publish(suffix, data, false)
+}
+
+func (s *Stream) finish() error { return s.publish(protocol.SuffixFinish, nil, true) }
+
+func (s *Stream) publish(suffix string, data []byte, last bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return ErrFinished
+	}
+	s.seq++
+	s.finished = last
+	return s.w.nc.PublishMsg(&nats.Msg{
+		Subject: s.subject + suffix,
+		Header: nats.Header{
+			subjects.HeaderID:  {s.req.ID},
+			subjects.HeaderSeq: {strconv.FormatUint(s.seq, 10)},
+		},
+		Data: data,
+	})
+}
