@@ -74,36 +74,34 @@ func (c *conn) serve() {
 // readNext reads the next text message into c.rbuf. It handles binary frames
 // and read errors itself, returning ok=false when the reader must stop.
 func (c *conn) readNext(deadline time.Duration, onTimeout protocol.CloseCode, timeoutReason string) (ok bool) {
-	for {
-		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
-		mt, r, err := c.ws.NextReader()
-		if err == nil && mt == websocket.BinaryMessage {
-			c.close(protocol.CloseUnsupported, "binary frames are not supported")
-			return false
-		}
-		if err == nil {
-			c.rbuf.Reset()
-			_, err = c.rbuf.ReadFrom(r)
-		}
-		if err == nil {
-			c.gw.metrics.bytesIn.Add(float64(c.rbuf.Len()))
-			return true
-		}
-		var ce *websocket.CloseError
-		var ne net.Error
-		switch {
-		case errors.As(err, &ce):
-			c.peerClosed = true
-			c.setCloseCode(protocol.CloseCode(ce.Code))
-		case errors.Is(err, websocket.ErrReadLimit):
-			// gorilla has already sent 1009.
-			c.markClosing(protocol.CloseTooLarge)
-			c.log.Info("frame too large", "limit", c.gw.cfg.MaxFrameBytes)
-		case errors.As(err, &ne) && ne.Timeout():
-			c.close(onTimeout, timeoutReason)
-		}
+	_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+	mt, r, err := c.ws.NextReader()
+	if err == nil && mt == websocket.BinaryMessage {
+		c.close(protocol.CloseUnsupported, "binary frames are not supported")
 		return false
 	}
+	if err == nil {
+		c.rbuf.Reset()
+		_, err = c.rbuf.ReadFrom(r)
+	}
+	if err == nil {
+		c.gw.metrics.bytesIn.Add(float64(c.rbuf.Len()))
+		return true
+	}
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		c.peerClosed = true
+		c.setCloseCode(protocol.CloseCode(ce.Code))
+	case errors.Is(err, websocket.ErrReadLimit):
+		// gorilla has already sent 1009.
+		c.markClosing(protocol.CloseTooLarge)
+		c.log.Info("frame too large", "limit", c.gw.cfg.MaxFrameBytes)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.close(onTimeout, timeoutReason)
+	}
+	return false
 }
 
 // hello reads the first frame, which must be sys/hello, opens or resumes the

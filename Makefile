@@ -1,0 +1,55 @@
+# Fabric's build. `make test` is what CI runs.
+GO        ?= go
+STATICCHECK_VERSION ?= 2026.2.2
+GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+
+.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev
+
+## test: every check and every test, with the race detector
+test: lint race
+
+## race: all tests with the race detector
+race:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## unit: all tests, quickly, without the race detector
+unit:
+	$(GO) test -count=1 ./...
+
+## lint: gofmt, go vet, staticcheck, and go mod tidy leaves nothing to change
+lint: fmt-check vet staticcheck tidy-check
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck ./...
+
+tidy-check:
+	@cp go.mod /tmp/fabric-go.mod.bak; cp go.sum /tmp/fabric-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! cmp -s go.mod /tmp/fabric-go.mod.bak || ! cmp -s go.sum /tmp/fabric-go.sum.bak; then \
+		echo "go mod tidy changes go.mod/go.sum: run it and commit"; \
+		cp /tmp/fabric-go.mod.bak go.mod; cp /tmp/fabric-go.sum.bak go.sum; exit 1; fi
+
+## bench: the Go benchmarks
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: each fuzz target for 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime 20s ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzTypeNameToSubject -fuzztime 20s ./subjects
+
+## build: the fabric binary
+build:
+	$(GO) build -o bin/fabric ./cmd/fabric
+
+## dev: run everything in one process
+dev:
+	$(GO) run ./cmd/fabric dev

@@ -1,0 +1,617 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nuid"
+
+	"github.com/seed82ac63c1/fabric/protocol"
+	"github.com/seed82ac63c1/fabric/subjects"
+)
+
+// Errors returned by the client.
+var (
+	ErrClosed = errors.New("client: closed")
+	// ErrRejected wraps the gateway's sys/error for a request it did not
+	// accept.
+	ErrRejected = errors.New("client: request rejected")
+)
+
+// State is the state of the client's connection.
+type State int
+
+// Connection states.
+const (
+	StateConnecting State = iota
+	StateOpen
+	StateReconnecting
+	StateClosed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateOpen:
+		return "open"
+	case StateReconnecting:
+		return "reconnecting"
+	default:
+		return "closed"
+	}
+}
+
+// Options configure a Client. Zero fields select the documented defaults.
+type Options struct {
+	// Token is sent in sys/hello for authentication. "" means anonymous.
+	Token string
+	// Name identifies the client in sys/hello. "" means "fabric-go".
+	Name string
+	// Header is sent with the WebSocket handshake (an Authorization header,
+	// say).
+	Header http.Header
+	// NoReconnect disables reconnecting and resuming.
+	NoReconnect bool
+	// BackoffMin is the first reconnect backoff cap. 0 means 100ms.
+	BackoffMin time.Duration
+	// BackoffMax caps the reconnect backoff. 0 means 10s.
+	BackoffMax time.Duration
+	// OnPush receives pushes (frames with no id) and is called on the
+	// reader goroutine: it must not block.
+	OnPush func(protocol.Message)
+	// OnState is told of every state change, with the close code and reason
+	// that caused it, if any. It is called on internal goroutines: it must not
+	// block.
+	OnState func(state State, closeCode int, reason string)
+	// Dialer dials the WebSocket. nil means a dialer with a 10s handshake
+	// timeout.
+	Dialer *websocket.Dialer
+	// Logger receives the client's logs. nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Client is a connection to a Fabric gateway. Create one with [Dial].
+type Client struct {
+	url  string
+	opts Options
+	log  *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	wmu sync.Mutex // serialises writes to ws
+
+	mu      sync.Mutex
+	ws      *websocket.Conn // nil while disconnected
+	gen     uint64          // counts connections; a call records the one it was sent on
+	welcome protocol.Welcome
+	calls   map[string]*call
+	state   State
+}
+
+// call is one request's state on the client.
+type call struct {
+	typ     string
+	id      string
+	payload json.RawMessage
+	gen     uint64 // the connection it was last sent on; 0: not sent yet
+
+	mu       sync.Mutex
+	msgs     []protocol.Message
+	lastSeq  uint64
+	notify   chan struct{} // signalled on each new message
+	done     chan struct{} // closed at finish
+	finished bool
+	err      error // rejection by the gateway, or the client closing
+}
+
+// Dial connects to a gateway at url (ws://host:port/ws), says hello and
+// returns once the session is open.
+func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
+	if opts.Name == "" {
+		opts.Name = "fabric-go"
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = 100 * time.Millisecond
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 10 * time.Second
+	}
+	if opts.Dialer == nil {
+		opts.Dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		url:    url,
+		opts:   opts,
+		log:    opts.Logger,
+		ctx:    cctx,
+		cancel: cancel,
+		calls:  make(map[string]*call),
+	}
+	c.setState(StateConnecting, 0, "")
+	if err := c.connect(ctx, nil); err != nil {
+		cancel()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Session returns the current session id.
+func (c *Client) Session() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.welcome.SessionID
+}
+
+// Welcome returns the gateway's latest sys/welcome.
+func (c *Client) Welcome() protocol.Welcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.welcome
+}
+
+func (c *Client) setState(s State, code int, reason string) {
+	c.mu.Lock()
+	c.state = s
+	c.mu.Unlock()
+	if c.opts.OnState != nil {
+		c.opts.OnState(s, code, reason)
+	}
+}
+
+// connect dials, says hello (resuming if prev is set) and starts the reader.
+func (c *Client) connect(ctx context.Context, prev *protocol.Welcome) error {
+	d := *c.opts.Dialer
+	d.Subprotocols = []string{protocol.Subprotocol}
+	ws, _, err := d.DialContext(ctx, c.url, c.opts.Header)
+	if err != nil {
+		return fmt.Errorf("client: dial %s: %w", c.url, err)
+	}
+	hello := protocol.Hello{Token: c.opts.Token, Client: c.opts.Name}
+	if prev != nil {
+		hello.Resume = &protocol.Resume{SessionID: prev.SessionID, ResumeToken: prev.ResumeToken}
+	}
+	w, err := handshake(ctx, ws, &hello)
+	if err != nil {
+		ws.Close()
+		return err
+	}
+	c.mu.Lock()
+	c.ws = ws
+	c.gen++
+	gen := c.gen
+	c.welcome = w
+	pending := make([]*call, 0, len(c.calls))
+	for _, cl := range c.calls {
+		pending = append(pending, cl)
+	}
+	c.mu.Unlock()
+	c.setState(StateOpen, 0, "")
+	c.wg.Add(1)
+	go c.readLoop(ws, w)
+	// Re-send what the old connection left unfinished, and send what waited.
+	for _, cl := range pending {
+		c.flush(cl, ws, gen, w.Resumed)
+	}
+	return nil
+}
+
+func handshake(ctx context.Context, ws *websocket.Conn, hello *protocol.Hello) (protocol.Welcome, error) {
+	var w protocol.Welcome
+	payload, _ := json.Marshal(hello)
+	frame, _ := json.Marshal(struct {
+		Type    string          `json:"type"`
+		Payload json.RawMessage `json:"payload"`
+	}{protocol.TypeHello, payload})
+	deadline := time.Now().Add(10 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = ws.SetWriteDeadline(deadline)
+	if err := ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		return w, fmt.Errorf("client: send hello: %w", err)
+	}
+	_ = ws.SetReadDeadline(deadline)
+	_, b, err := ws.ReadMessage()
+	if err != nil {
+		return w, fmt.Errorf("client: read welcome: %w", err)
+	}
+	var m protocol.Message
+	if err := json.Unmarshal(b, &m); err != nil || m.Type != protocol.TypeWelcome {
+		return w, fmt.Errorf("client: expected sys/welcome, got %.100s", b)
+	}
+	if err := m.Decode(&w); err != nil {
+		return w, fmt.Errorf("client: bad sys/welcome: %w", err)
+	}
+	return w, nil
+}
+
+func (c *Client) readLoop(ws *websocket.Conn, w protocol.Welcome) {
+	defer c.wg.Done()
+	idle := 2 * time.Duration(w.PingIntervalMs) * time.Millisecond
+	if idle <= 0 {
+		idle = time.Minute
+	}
+	var err error
+	for {
+		_ = ws.SetReadDeadline(time.Now().Add(idle))
+		var b []byte
+		_, b, err = ws.ReadMessage()
+		if err != nil {
+			break
+		}
+		var m protocol.Message
+		if json.Unmarshal(b, &m) != nil {
+			c.log.Warn("client: unreadable frame from the gateway", "frame", fmt.Sprintf("%.100s", b))
+			continue
+		}
+		c.dispatch(m)
+	}
+	c.disconnected(ws, err)
+}
+
+func (c *Client) dispatch(m protocol.Message) {
+	switch {
+	case m.Type == protocol.TypePing:
+		_ = c.write(map[string]string{"type": protocol.TypePong})
+	case m.Type == protocol.TypePong:
+	case m.Type == protocol.TypeError:
+		var e protocol.Error
+		_ = m.Decode(&e)
+		if m.ID != "" {
+			c.mu.Lock()
+			cl := c.calls[m.ID]
+			delete(c.calls, m.ID)
+			c.mu.Unlock()
+			if cl != nil {
+				cl.fail(fmt.Errorf("%w: %w", ErrRejected, &e))
+				return
+			}
+		}
+		c.log.Warn("client: gateway rejected a frame", "id", m.ID, "code", e.Code, "message", e.Message)
+	case m.ID != "":
+		c.mu.Lock()
+		cl := c.calls[m.ID]
+		if cl != nil && m.Suffix() == protocol.SuffixFinish {
+			delete(c.calls, m.ID)
+		}
+		c.mu.Unlock()
+		if cl != nil {
+			cl.add(m)
+		}
+	default:
+		if c.opts.OnPush != nil {
+			c.opts.OnPush(m)
+		}
+	}
+}
+
+// disconnected handles the end of ws: it reconnects unless the close code or
+// the options forbid it.
+func (c *Client) disconnected(ws *websocket.Conn, err error) {
+	ws.Close()
+	code, reason := 1006, err.Error()
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		code, reason = ce.Code, ce.Text
+	}
+	c.mu.Lock()
+	if c.ws == ws {
+		c.ws = nil
+	}
+	prev := c.welcome
+	c.mu.Unlock()
+	allowed, now := protocol.CloseCode(code).Reconnect()
+	if c.ctx.Err() != nil || c.opts.NoReconnect || !allowed {
+		c.shutdown(code, reason)
+		return
+	}
+	c.log.Info("client: connection lost; reconnecting", "code", code, "reason", reason)
+	c.setState(StateReconnecting, code, reason)
+	c.wg.Add(1)
+	go c.reconnect(prev, now)
+}
+
+// reconnect dials until a connection opens or the client closes, with
+// full-jitter exponential backoff.
+func (c *Client) reconnect(prev protocol.Welcome, immediately bool) {
+	defer c.wg.Done()
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 || !immediately {
+			ceiling := min(c.opts.BackoffMax, c.opts.BackoffMin<<min(attempt, 20))
+			t := time.NewTimer(rand.N(ceiling) + time.Millisecond)
+			select {
+			case <-c.ctx.Done():
+				t.Stop()
+				c.shutdown(1000, "closed")
+				return
+			case <-t.C:
+			}
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		err := c.connect(ctx, &prev)
+		cancel()
+		if err == nil {
+			return
+		}
+		if c.ctx.Err() != nil {
+			c.shutdown(1000, "closed")
+			return
+		}
+		c.log.Debug("client: reconnect failed", "attempt", attempt+1, "err", err)
+	}
+}
+
+// shutdown fails every call and marks the client closed.
+func (c *Client) shutdown(code int, reason string) {
+	c.cancel()
+	c.mu.Lock()
+	calls := c.calls
+	c.calls = make(map[string]*call)
+	c.mu.Unlock()
+	for _, cl := range calls {
+		cl.fail(fmt.Errorf("%w (close %d %s)", ErrClosed, code, reason))
+	}
+	c.setState(StateClosed, code, reason)
+}
+
+// Close closes the connection normally (1000), which ends the session, and
+// waits for the client's goroutines.
+func (c *Client) Close() error {
+	c.cancel()
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws != nil {
+		c.wmu.Lock()
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
+		c.wmu.Unlock()
+		// The reader sees the gateway's answering close frame and ends.
+		go func() { time.Sleep(2 * time.Second); ws.Close() }()
+	}
+	c.wg.Wait()
+	if ws != nil {
+		ws.Close()
+	}
+	return nil
+}
+
+func (c *Client) write(v any) error {
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	return c.writeTo(ws, v)
+}
+
+func (c *Client) writeTo(ws *websocket.Conn, v any) error {
+	if ws == nil {
+		return errNotConnected
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return ws.WriteMessage(websocket.TextMessage, b)
+}
+
+var errNotConnected = errors.New("client: not connected")
+
+type requestFrame struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	Payload json.RawMessage `json:"payload"`
+	After   *uint64         `json:"after,omitempty"`
+}
+
+// flush sends cl on ws, the connection numbered gen, unless it was already
+// sent there: a call not sent yet goes as new; one sent on an earlier
+// connection is re-sent with "after" if the session was resumed, and ends as
+// interrupted if it was not. If the write fails, the next connection retries.
+func (c *Client) flush(cl *call, ws *websocket.Conn, gen uint64, resumed bool) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.finished || cl.gen == gen {
+		return
+	}
+	f := requestFrame{Type: cl.typ, ID: cl.id, Payload: cl.payload}
+	if cl.gen != 0 {
+		if !resumed {
+			c.mu.Lock()
+			delete(c.calls, cl.id)
+			c.mu.Unlock()
+			e := protocol.Errorf(protocol.CodeInterrupted, "the session was lost; the request's outcome is unknown")
+			cl.addLocked(protocol.Message{Type: subjects.EventType(cl.typ, protocol.SuffixError), ID: cl.id, Seq: cl.lastSeq + 1, Payload: e.Payload()})
+			cl.addLocked(protocol.Message{Type: subjects.EventType(cl.typ, protocol.SuffixFinish), ID: cl.id, Seq: cl.lastSeq + 1})
+			return
+		}
+		after := cl.lastSeq
+		f.After = &after
+	}
+	if c.writeTo(ws, f) == nil {
+		cl.gen = gen
+	}
+}
+
+// start registers and sends a request.
+func (c *Client) start(typ string, payload any) (*call, error) {
+	if err := subjects.ValidateRoute(typ); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("client: encode payload: %w", err)
+	}
+	cl := &call{typ: typ, id: nuid.Next(), payload: raw, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	c.mu.Lock()
+	if c.ctx.Err() != nil {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.calls[cl.id] = cl
+	ws, gen := c.ws, c.gen
+	c.mu.Unlock()
+	c.flush(cl, ws, gen, true)
+	return cl, nil
+}
+
+// cancel abandons a call: the gateway is told with sys/cancel.
+func (c *Client) cancelCall(cl *call) {
+	c.mu.Lock()
+	_, pending := c.calls[cl.id]
+	delete(c.calls, cl.id)
+	c.mu.Unlock()
+	if pending {
+		_ = c.write(map[string]string{"type": protocol.TypeCancel, "id": cl.id})
+	}
+}
+
+func (cl *call) add(m protocol.Message) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.addLocked(m)
+}
+
+func (cl *call) addLocked(m protocol.Message) {
+	if cl.finished || (m.Seq != 0 && m.Seq <= cl.lastSeq) {
+		return // never deliver a seq twice
+	}
+	cl.lastSeq = m.Seq
+	cl.msgs = append(cl.msgs, m)
+	select {
+	case cl.notify <- struct{}{}:
+	default:
+	}
+	if m.Suffix() == protocol.SuffixFinish {
+		cl.finished = true
+		close(cl.done)
+	}
+}
+
+func (cl *call) fail(err error) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.finished {
+		return
+	}
+	cl.finished = true
+	cl.err = err
+	close(cl.done)
+	select {
+	case cl.notify <- struct{}{}:
+	default:
+	}
+}
+
+// result returns the call's messages and its error: the gateway's
+// rejection, or the first :error event as a *protocol.Error.
+func (cl *call) result() ([]protocol.Message, error) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.err != nil {
+		return cl.msgs, cl.err
+	}
+	for i := range cl.msgs {
+		if cl.msgs[i].Suffix() == protocol.SuffixError {
+			var e protocol.Error
+			if err := cl.msgs[i].Decode(&e); err != nil || e.Code == "" {
+				e = protocol.Error{Code: protocol.CodeInternal, Message: "unreadable error event"}
+			}
+			return cl.msgs, &e
+		}
+	}
+	return cl.msgs, nil
+}
+
+// Call sends a request and returns every message of it once its :finish
+// arrives. If an :error arrived, the error is that *protocol.Error (the
+// messages are returned too). Cancelling ctx sends sys/cancel and returns
+// ctx's error.
+func (c *Client) Call(ctx context.Context, typ string, payload any) ([]protocol.Message, error) {
+	cl, err := c.start(typ, payload)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-cl.done:
+		return cl.result()
+	case <-ctx.Done():
+		c.cancelCall(cl)
+		return nil, ctx.Err()
+	}
+}
+
+// Stream sends a request and yields its messages as they arrive, through
+// :finish. A rejection or the client closing is yielded as an error; the
+// :error event is yielded as a message. Breaking out of the loop or
+// cancelling ctx cancels the request.
+func (c *Client) Stream(ctx context.Context, typ string, payload any) iter.Seq2[protocol.Message, error] {
+	return func(yield func(protocol.Message, error) bool) {
+		cl, err := c.start(typ, payload)
+		if err != nil {
+			yield(protocol.Message{}, err)
+			return
+		}
+		next := 0
+		for {
+			cl.mu.Lock()
+			msgs, finished, ferr := cl.msgs[next:], cl.finished, cl.err
+			next = len(cl.msgs)
+			cl.mu.Unlock()
+			for _, m := range msgs {
+				if !yield(m, nil) {
+					if !finished {
+						c.cancelCall(cl)
+					}
+					return
+				}
+			}
+			if ferr != nil {
+				yield(protocol.Message{}, ferr)
+				return
+			}
+			if finished {
+				return
+			}
+			select {
+			case <-cl.notify:
+			case <-ctx.Done():
+				c.cancelCall(cl)
+				yield(protocol.Message{}, ctx.Err())
+				return
+			}
+		}
+	}
+}
+
+// Invoke calls route with params and decodes its :response into R.
+func Invoke[P, R any](ctx context.Context, c *Client, route protocol.Route[P, R], params P) (R, error) {
+	var result R
+	msgs, err := c.Call(ctx, route.Type(), params)
+	if err != nil {
+		return result, err
+	}
+	for i := range msgs {
+		if msgs[i].Suffix() == protocol.SuffixResponse {
+			return result, msgs[i].Decode(&result)
+		}
+	}
+	return result, fmt.Errorf("client: %s finished without a response", route.Type())
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/seed82ac63c1/fabric/internal/embeddednats"
+	"github.com/seed82ac63c1/fabric/workers"
+)
+
+func runDev(ctx context.Context, args []string) error {
+	fs := newFlagSet("dev")
+	var gf gatewayFlags
+	var lf logFlags
+	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (default: random)")
+	gf.register(fs)
+	lf.register(fs, "text")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if gf.allowedOrigins == "" {
+		gf.allowedOrigins = "*" // dev mode: pages on any local port may connect
+	}
+	log, err := lf.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	store, err := os.MkdirTemp("", "fabric-dev-jetstream-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(store)
+	ns, err := embeddednats.Start(embeddednats.Config{Port: *natsPort, JetStream: true, StoreDir: store})
+	if err != nil {
+		return err
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+
+	workerNC, err := connectNATS(ns.ClientURL(), "fabric-dev-worker", log)
+	if err != nil {
+		return err
+	}
+	defer workerNC.Close()
+	workerCtx, stopWorker := context.WithCancel(context.Background())
+	workerDone := make(chan error, 1)
+	go func() {
+		workerDone <- serveDemoWorker(workerCtx, workerNC, workers.Config{Prefix: gf.prefix}, 5*time.Second, log)
+	}()
+
+	gatewayNC, err := connectNATS(ns.ClientURL(), "fabric-dev-gateway", log)
+	if err != nil {
+		stopWorker()
+		<-workerDone
+		return err
+	}
+	defer gatewayNC.Close()
+	err = serveGateway(ctx, gatewayNC, &gf, log, func(addr net.Addr) {
+		url := wsURL(addr)
+		fmt.Fprintf(os.Stdout, "fabric dev: gateway listening on %s\n", url)
+		fmt.Fprintf(os.Stdout, "fabric dev: embedded NATS on %s (fabric worker --nats %s --demo adds workers)\n", ns.ClientURL(), ns.ClientURL())
+		fmt.Fprintf(os.Stdout, "fabric dev: try  go run ./cmd/fabric call demo/count '{\"n\":3}' --url %s\n", url)
+	})
+	stopWorker()
+	if werr := <-workerDone; err == nil {
+		err = werr
+	}
+	return err
+}
+
+// wsURL is the WebSocket URL a local client uses for a listener address.
+func wsURL(addr net.Addr) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); host == "" || ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return "ws://" + host + ":" + port + "/ws"
+}

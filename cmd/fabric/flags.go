@@ -1,0 +1,158 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/seed82ac63c1/fabric/gateway"
+)
+
+// newFlagSet returns a flag set whose usage names the command.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("fabric "+name, flag.ContinueOnError)
+	return fs
+}
+
+// parse parses args, letting positional arguments and flags interleave,
+// then fills every flag not given from its environment variable
+// (FABRIC_<NAME>, with dashes as underscores). It returns the positional
+// arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
+			}
+		}
+	})
+	return positional, err
+}
+
+func envName(flagName string) string {
+	return "FABRIC_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// logFlags are the logging flags every server command takes.
+type logFlags struct {
+	format string
+	level  string
+}
+
+func (l *logFlags) register(fs *flag.FlagSet, defaultFormat string) {
+	fs.StringVar(&l.format, "log-format", defaultFormat, "log format: json or text")
+	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch l.format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format: want json or text, got %q", l.format)
+	}
+}
+
+// gatewayFlags are the gateway settings shared by `fabric gateway` and
+// `fabric dev`.
+type gatewayFlags struct {
+	listen         string
+	id             string
+	prefix         string
+	resumeSecret   string
+	allowedOrigins string
+	cfg            gateway.Config
+	shutdownGrace  time.Duration
+}
+
+func (g *gatewayFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.listen, "listen", ":8080", "address of the WebSocket and HTTP listener")
+	fs.StringVar(&g.id, "id", "", "gateway instance id (default: random)")
+	fs.StringVar(&g.prefix, "prefix", "fabric", "NATS subject prefix and workers' queue group")
+	fs.StringVar(&g.resumeSecret, "resume-secret", "", "secret signing resume tokens, shared by all gateways (default: random, resume on this gateway only)")
+	fs.StringVar(&g.allowedOrigins, "allowed-origins", "", "comma-separated browser origins allowed to connect, or * (default: same origin)")
+	fs.DurationVar(&g.cfg.RequestTimeout, "request-timeout", gateway.DefaultRequestTimeout, "a request's inactivity timeout")
+	fs.DurationVar(&g.cfg.HelloTimeout, "hello-timeout", gateway.DefaultHelloTimeout, "time a client has to send sys/hello")
+	fs.DurationVar(&g.cfg.PingInterval, "ping-interval", gateway.DefaultPingInterval, "interval of sys/ping; a client silent for two is closed")
+	fs.DurationVar(&g.cfg.SessionRetention, "session-retention", gateway.DefaultSessionRetention, "how long a session awaits resume after its connection drops")
+	fs.Int64Var(&g.cfg.MaxFrameBytes, "max-frame-bytes", gateway.DefaultMaxFrameBytes, "largest inbound frame")
+	fs.IntVar(&g.cfg.MaxInFlight, "max-in-flight", gateway.DefaultMaxInFlight, "requests in flight per connection")
+	fs.IntVar(&g.cfg.MaxQueueBytes, "max-queue-bytes", gateway.DefaultMaxQueueBytes, "outbound queue per connection before a slow client is closed")
+	fs.DurationVar(&g.cfg.WriteTimeout, "write-timeout", gateway.DefaultWriteTimeout, "deadline of one write to a client")
+	fs.DurationVar(&g.shutdownGrace, "shutdown-grace", 10*time.Second, "time to close clients and drain on SIGTERM")
+}
+
+func (g *gatewayFlags) config() gateway.Config {
+	cfg := g.cfg
+	cfg.ID = g.id
+	cfg.Prefix = g.prefix
+	if g.resumeSecret != "" {
+		cfg.ResumeSecret = []byte(g.resumeSecret)
+	}
+	for _, o := range strings.Split(g.allowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
+		}
+	}
+	return cfg
+}
+
+// connectNATS connects to a comma-separated list of NATS URLs, reconnecting
+// forever, and logs the connection's life.
+func connectNATS(urls, name string, log *slog.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(urls,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.PingInterval(5*time.Second),
+		nats.MaxPingsOutstanding(3),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Error("nats async error", "subject", subject, "err", err)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", urls, err)
+	}
+	return nc, nil
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/seed82ac63c1/fabric/gateway"
+)
+
+func runGateway(ctx context.Context, args []string) error {
+	fs := newFlagSet("gateway")
+	var gf gatewayFlags
+	var lf logFlags
+	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URLs, comma-separated")
+	gf.register(fs)
+	lf.register(fs, "json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := lf.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	nc, err := connectNATS(*natsURL, "fabric-gateway", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return serveGateway(ctx, nc, &gf, log, func(addr net.Addr) {
+		log.Info("gateway listening", "addr", addr.String(), "nats", nc.ConnectedUrlRedacted())
+	})
+}
+
+// serveGateway runs a gateway on nc until ctx is done, then shuts down in
+// order: clients are told to go elsewhere (1001), the HTTP server stops, and
+// the NATS connection drains.
+func serveGateway(ctx context.Context, nc *nats.Conn, gf *gatewayFlags, log *slog.Logger, ready func(net.Addr)) error {
+	gw, err := gateway.New(nc, gf.config(), gateway.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", gf.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           gw.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	ready(ln.Addr())
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info("shutting down", "grace", gf.shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), gf.shutdownGrace)
+	defer cancel()
+	if err := gw.Shutdown(sctx); err != nil {
+		log.Warn("gateway shutdown incomplete", "err", err)
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown incomplete", "err", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http server", "err", err)
+	}
+	return drainNATS(sctx, nc)
+}
+
+// drainNATS drains nc and waits for it to close.
+func drainNATS(ctx context.Context, nc *nats.Conn) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		return nil // already closed
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		nc.Close()
+		return nil
+	}
+}
