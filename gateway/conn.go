@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -46,7 +47,9 @@ type conn struct {
 	queued    int      // bytes queued or being written
 	writing   bool     // a writer goroutine is running
 	closing   bool     // close was called: no more frames are queued
+	closeMsg  []byte   // a close frame for the running writer to send last
 	closeCode protocol.CloseCode
+	stopping  atomic.Bool // closing, readable without wmu by the writer
 	pingTimer *time.Timer
 	writers   sync.WaitGroup
 }
@@ -74,7 +77,9 @@ func (c *conn) serve() {
 // readNext reads the next text message into c.rbuf. It handles binary frames
 // and read errors itself, returning ok=false when the reader must stop.
 func (c *conn) readNext(deadline time.Duration, onTimeout protocol.CloseCode, timeoutReason string) (ok bool) {
-	_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+	if !c.stopping.Load() { // a closing connection keeps its close deadline
+		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+	}
 	mt, r, err := c.ws.NextReader()
 	if err == nil && mt == websocket.BinaryMessage {
 		c.close(protocol.CloseUnsupported, "binary frames are not supported")
@@ -141,6 +146,9 @@ func (c *conn) hello() bool {
 func (c *conn) readFrames() {
 	idle := 2 * c.gw.cfg.PingInterval
 	for c.readNext(idle, protocol.ClosePingTimeout, "no frame for two ping intervals") {
+		if c.stopping.Load() {
+			continue // closing: read only to see the client's close frame
+		}
 		c.handleFrame(c.rbuf.Bytes())
 	}
 	c.drain()
@@ -228,6 +236,7 @@ func (c *conn) enqueue(frame []byte) {
 	overflow := !c.closing && !c.enqueueLocked(frame)
 	c.wmu.Unlock()
 	if overflow {
+		c.gw.metrics.slowConsumers.Inc()
 		c.log.Warn("slow consumer: outbound queue full", "queued_bytes", c.queued, "limit", c.gw.cfg.MaxQueueBytes)
 		c.close(protocol.CloseSlowConsumer, "slow consumer")
 	}
@@ -250,12 +259,25 @@ func (c *conn) enqueueLocked(frame []byte) bool {
 	return true
 }
 
-// writeLoop writes queued frames until the queue is empty, then exits.
+// writeLoop writes queued frames until the queue is empty, then exits. When
+// the connection is closed while it runs, it sends the close frame after the
+// frame in progress, so that the close frame is never lost behind it.
 func (c *conn) writeLoop() {
 	defer c.writers.Done()
 	for {
 		c.wmu.Lock()
-		if len(c.queue) == 0 || c.closing {
+		if c.closing {
+			msg := c.closeMsg
+			c.closeMsg = nil
+			c.writing = false
+			c.wmu.Unlock()
+			if msg != nil {
+				_ = c.ws.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
+				_ = c.ws.WriteMessage(websocket.CloseMessage, msg)
+			}
+			return
+		}
+		if len(c.queue) == 0 {
 			c.writing = false
 			c.wmu.Unlock()
 			return
@@ -266,14 +288,17 @@ func (c *conn) writeLoop() {
 
 		written := 0
 		for i, frame := range batch {
+			if c.stopping.Load() {
+				break
+			}
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
 			if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					c.close(protocol.CloseWriteTimeout, "write timeout")
-				} else {
-					c.abort()
+					c.log.Warn("write timeout", "timeout", c.gw.cfg.WriteTimeout)
+					c.setCloseCode(protocol.CloseWriteTimeout)
 				}
+				c.abort()
 				c.wmu.Lock()
 				c.writing = false
 				c.wmu.Unlock()
@@ -285,6 +310,7 @@ func (c *conn) writeLoop() {
 		c.gw.metrics.bytesOut.Add(float64(written))
 		c.wmu.Lock()
 		c.queued -= written
+		clear(batch)
 		c.spare = batch[:0]
 		c.wmu.Unlock()
 	}
@@ -306,6 +332,7 @@ func (c *conn) markClosing(code protocol.CloseCode) bool {
 		return false
 	}
 	c.closing = true
+	c.stopping.Store(true)
 	if code != 0 {
 		c.closeCode = code
 	}
@@ -317,17 +344,37 @@ func (c *conn) markClosing(code protocol.CloseCode) bool {
 }
 
 // close starts the closing handshake with code: it drops queued frames,
-// sends the close frame and gives the client closeGrace to answer before the
-// reader tears the connection down. Safe to call from any goroutine, more
-// than once; only the first call has effect.
+// sends the close frame (after the frame being written, if any) and gives
+// the client time to answer before the reader tears the connection down.
+// Safe to call from any goroutine, more than once; only the first call has
+// effect.
 func (c *conn) close(code protocol.CloseCode, reason string) {
-	if !c.markClosing(code) {
+	msg := websocket.FormatCloseMessage(int(code), reason)
+	c.wmu.Lock()
+	if c.closing {
+		c.wmu.Unlock()
 		return
 	}
+	c.closing = true
+	c.stopping.Store(true)
+	c.closeCode = code
+	c.queue = nil
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	writerRunning := c.writing
+	if writerRunning {
+		c.closeMsg = msg
+	}
+	c.wmu.Unlock()
 	c.log.Info("closing connection", "code", int(code), "reason", reason)
-	msg := websocket.FormatCloseMessage(int(code), reason)
-	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace))
-	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+	wait := closeGrace
+	if writerRunning {
+		wait += c.gw.cfg.WriteTimeout
+	} else {
+		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace))
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(wait))
 }
 
 // abort ends the connection at once, without a closing handshake.

@@ -36,6 +36,7 @@ type metrics struct {
 	bytesOut        prometheus.Counter
 	closes          *prometheus.CounterVec
 	badFrames       prometheus.Counter
+	slowConsumers   prometheus.Counter
 
 	mu     sync.Mutex
 	routes map[string]struct{}
@@ -67,10 +68,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "fabric_gateway_closes_total", Help: "Connections closed, by close code."}, []string{"code"}),
 		badFrames: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fabric_gateway_bad_frames_total", Help: "Client frames answered with sys/error."}),
+		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fabric_gateway_slow_consumers_total", Help: "Connections closed because their outbound queue overflowed."}),
 		routes: make(map[string]struct{}),
 	}
 	reg.MustRegister(m.connections, m.sessions, m.sessionsResumed, m.requests, m.duration,
-		m.events, m.pushes, m.bytesIn, m.bytesOut, m.closes, m.badFrames)
+		m.events, m.pushes, m.bytesIn, m.bytesOut, m.closes, m.badFrames, m.slowConsumers)
 	return m
 }
 

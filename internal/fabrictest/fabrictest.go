@@ -136,3 +136,15 @@ func (g *Gateway) HTTPGet(t testing.TB, path string) (int, string) {
 	}
 	return resp.StatusCode, sb.String()
 }
+
+// Eventually polls cond every 10ms until it holds, failing the test after d.
+func Eventually(t testing.TB, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

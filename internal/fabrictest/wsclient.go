@@ -161,3 +161,9 @@ func (ws *WS) CloseCode() int {
 		return 0
 	}
 }
+
+// Wrap wraps an open connection as a WS.
+func Wrap(t testing.TB, c *websocket.Conn) *WS {
+	t.Cleanup(func() { c.Close() })
+	return &WS{t: t, Conn: c}
+}
