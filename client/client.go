@@ -381,12 +381,18 @@ func (c *Client) Close() error {
 		c.wmu.Lock()
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
 		c.wmu.Unlock()
-		// The reader sees the gateway's answering close frame and ends.
-		go func() { time.Sleep(2 * time.Second); ws.Close() }()
 	}
-	c.wg.Wait()
-	if ws != nil {
-		ws.Close()
+	// The reader ends when the gateway answers the close frame; don't wait
+	// for a gateway that doesn't.
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		if ws != nil {
+			ws.Close()
+		}
+		<-done
 	}
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -64,7 +63,7 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if cfg.ID == "" {
-		cfg.ID = "gw-" + strings.ToLower(nuid.Next()[:10])
+		cfg.ID = "gw-" + newSessionID()[:12]
 	}
 	if len(cfg.ResumeSecret) == 0 {
 		cfg.ResumeSecret = randomSecret()
