@@ -295,7 +295,7 @@ func (c *conn) writeLoop() {
 			if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					c.log.Warn("write timeout", "timeout", c.gw.cfg.WriteTimeout)
+					c.log.Warn("write timeout", "timeout", c.gw.cfg.WriteTimeout.String())
 					c.setCloseCode(protocol.CloseWriteTimeout)
 				}
 				c.abort()

@@ -172,7 +172,7 @@ func (s *session) onTimeout(r *request) {
 	if s.requests[r.id] != r {
 		return // it ended meanwhile
 	}
-	s.gw.log.Info("request timed out", "session", s.id, "id", r.id, "route", r.typeName, "timeout", s.gw.cfg.RequestTimeout)
+	s.gw.log.Info("request timed out", "session", s.id, "id", r.id, "route", r.typeName, "timeout", s.gw.cfg.RequestTimeout.String())
 	s.stopWorkerLocked(r)
 	s.failLocked(r, outcomeTimeout, protocol.Errorf(protocol.CodeTimeout,
 		"the worker sent nothing for %s", s.gw.cfg.RequestTimeout))

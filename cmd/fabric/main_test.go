@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/seed82ac63c1/fabric/internal/fabrictest"
+	"github.com/seed82ac63c1/fabric/protocol"
+)
+
+var fabricBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fabric-bin-")
+	if err != nil {
+		panic(err)
+	}
+	fabricBin, err = fabrictest.BuildFabric(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build fabric:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var listeningRE = regexp.MustCompile(`"msg":"gateway listening","addr":"([^"]+)"`)
+
+// call runs `fabric call` and returns its exit code and the events it
+// printed.
+func call(t *testing.T, url string, args ...string) (int, []protocol.Message) {
+	t.Helper()
+	p := fabrictest.StartProcess(t, nil, fabricBin, append([]string{"call"}, append(args, "--url", url)...)...)
+	code := p.Wait(30 * time.Second)
+	var msgs []protocol.Message
+	for _, line := range strings.Split(strings.TrimSpace(p.Stdout()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m protocol.Message
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("fabric call printed a line that is not JSON: %q", line)
+		}
+		msgs = append(msgs, m)
+	}
+	return code, msgs
+}
+
+func eventTypes(msgs []protocol.Message) string {
+	var b []string
+	for _, m := range msgs {
+		b = append(b, fmt.Sprintf("%s#%d", m.Type, m.Seq))
+	}
+	return strings.Join(b, " ")
+}
+
+// TestSeparateProcesses runs `fabric gateway` and `fabric worker --demo` as
+// processes against a NATS server, calls through them with `fabric call`,
+// and stops both with SIGTERM.
+func TestSeparateProcesses(t *testing.T) {
+	ns := fabrictest.NATS(t)
+	gw := fabrictest.StartProcess(t, []string{"FABRIC_REQUEST_TIMEOUT=1s"}, fabricBin,
+		"gateway", "--listen", "127.0.0.1:0", "--nats", ns.ClientURL())
+	addr := gw.WaitOutput(listeningRE, 20*time.Second)
+	url := "ws://" + addr + "/ws"
+	// The worker takes its NATS URL from the environment.
+	worker := fabrictest.StartProcess(t, []string{"FABRIC_NATS=" + ns.ClientURL()}, fabricBin, "worker", "--demo")
+	worker.WaitOutput(regexp.MustCompile(`worker serving the demo routes`), 20*time.Second)
+
+	code, msgs := call(t, url, "demo/count", `{"n":3}`)
+	if want := "demo/count:progress#1 demo/count:progress#2 demo/count:progress#3 demo/count:response#4 demo/count:finish#5"; code != 0 || eventTypes(msgs) != want {
+		t.Fatalf("exit %d, events %s; want %s", code, eventTypes(msgs), want)
+	}
+	if code, msgs := call(t, url, "demo/fail", `{"code":"nope","message":"m"}`); code != 1 || eventTypes(msgs) != "demo/fail:error#1 demo/fail:finish#2" {
+		t.Fatalf("fail: exit %d, events %s", code, eventTypes(msgs))
+	}
+	// FABRIC_REQUEST_TIMEOUT reached the gateway.
+	if code, msgs := call(t, url, "demo/silent"); code != 1 || len(msgs) != 2 || !strings.Contains(string(msgs[0].Payload), `"timeout"`) {
+		t.Fatalf("silent: exit %d, events %s", code, eventTypes(msgs))
+	}
+
+	// A worker SIGTERMed mid-request finishes it before exiting.
+	done := make(chan []protocol.Message, 1)
+	go func() {
+		_, msgs := call(t, url, "demo/sleep", `{"ms":600}`)
+		done <- msgs
+	}()
+	fabrictest.Eventually(t, 20*time.Second, func() bool {
+		resp := httpGet(t, "http://"+addr+"/metrics")
+		return strings.Contains(resp, "fabric_gateway_connections 1")
+	})
+	time.Sleep(200 * time.Millisecond) // the request is in the worker's hands
+	worker.Signal(syscall.SIGTERM)
+	if msgs := <-done; eventTypes(msgs) != "demo/sleep:response#1 demo/sleep:finish#2" {
+		t.Fatalf("sleep across worker SIGTERM: %s", eventTypes(msgs))
+	}
+	if code := worker.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("worker exit %d", code)
+	}
+	// With no worker left: no_responders, at once.
+	if code, msgs := call(t, url, "demo/echo", `1`); code != 1 || !strings.Contains(string(msgs[0].Payload), "no_responders") {
+		t.Fatalf("no worker: exit %d, events %s", code, eventTypes(msgs))
+	}
+	if body := httpGet(t, "http://"+addr+"/healthz"); !strings.Contains(body, "ok") {
+		t.Fatalf("healthz: %q", body)
+	}
+	gw.Signal(syscall.SIGTERM)
+	if code := gw.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("gateway exit %d", code)
+	}
+}
+
+// TestDev runs `fabric dev` and speaks the wire protocol to it by hand.
+func TestDev(t *testing.T) {
+	dev := fabrictest.StartProcess(t, nil, fabricBin, "dev", "--listen", "127.0.0.1:0")
+	url := dev.WaitOutput(regexp.MustCompile(`gateway listening on (ws://\S+)`), 30*time.Second)
+	ws, w := fabrictest.Hello(t, url)
+	if w.SessionID == "" || w.Resumed {
+		t.Fatalf("welcome %+v", w)
+	}
+	msgs := ws.Call("demo/count", "m1", map[string]int{"n": 3})
+	if got := eventTypes(msgs); got != "demo/count:progress#1 demo/count:progress#2 demo/count:progress#3 demo/count:response#4 demo/count:finish#5" {
+		t.Fatalf("got %s", got)
+	}
+	dev.Signal(syscall.SIGINT)
+	if code := ws.CloseCode(); code != int(protocol.CloseGoingAway) {
+		t.Fatalf("close code on Ctrl-C: %d", code)
+	}
+	if code := dev.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("fabric dev exit %d", code)
+	}
+}
+
+func TestCallUsage(t *testing.T) {
+	p := fabrictest.StartProcess(t, nil, fabricBin, "call")
+	if code := p.Wait(10 * time.Second); code != 2 || !strings.Contains(p.Stderr(), "Usage: fabric call TYPE") {
+		t.Fatalf("exit %d, stderr %q", code, p.Stderr())
+	}
+	p = fabrictest.StartProcess(t, nil, fabricBin, "call", "demo/echo", "{not json")
+	if code := p.Wait(10 * time.Second); code != 1 || !strings.Contains(p.Stderr(), "not valid JSON") {
+		t.Fatalf("exit %d, stderr %q", code, p.Stderr())
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for flag, env := range map[string]string{"nats": "FABRIC_NATS", "request-timeout": "FABRIC_REQUEST_TIMEOUT"} {
+		if got := envName(flag); got != env {
+			t.Errorf("envName(%q) = %q, want %q", flag, got, env)
+		}
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
