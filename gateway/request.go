@@ -40,21 +40,25 @@ func (s *session) start(f *protocol.ClientFrame) error {
 	g := s.gw
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, busy := s.requests[f.ID]; busy || s.stillFinishingLocked(f.ID) {
+	if _, busy := s.requests[f.ID]; busy {
 		return protocol.Errorf(protocol.CodeBadRequest, "id %q is already in flight on this session", f.ID)
 	}
 	route := g.metrics.routeLabel(f.Type)
 	r := &request{id: f.ID, typeName: f.Type, route: route, lastSeq: f.After}
 	switch {
-	case len(s.requests) >= g.cfg.MaxInFlight:
-		s.failLocked(r, outcomeOverloaded, protocol.Errorf(protocol.CodeOverloaded,
-			"more than %d requests in flight on this connection", g.cfg.MaxInFlight))
-		return nil
 	case f.HasAfter:
 		// A request re-sent during resume. Without durable storage its
 		// remaining events are lost: say so, continuing the client's seq.
+		// Nothing reaches NATS, so a worker still finishing the old run
+		// cannot be confused with it.
 		s.failLocked(r, outcomeInterrupted, protocol.Errorf(protocol.CodeInterrupted,
 			"the request's events were lost when the connection dropped"))
+		return nil
+	case s.stillFinishingLocked(f.ID):
+		return protocol.Errorf(protocol.CodeBadRequest, "id %q is still finishing on this session", f.ID)
+	case len(s.requests) >= g.cfg.MaxInFlight:
+		s.failLocked(r, outcomeOverloaded, protocol.Errorf(protocol.CodeOverloaded,
+			"more than %d requests in flight on this connection", g.cfg.MaxInFlight))
 		return nil
 	}
 	payload := f.PayloadOrNull()

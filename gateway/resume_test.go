@@ -219,3 +219,43 @@ func TestSessionIsolation(t *testing.T) {
 		t.Fatalf("B got %+v, want only the push to all", m)
 	}
 }
+
+// TestResumeWithStuckWorker: a worker that ignores cancel does not delay the
+// interrupted answer to a re-sent request, and its late events never reach
+// the client under a reused id.
+func TestResumeWithStuckWorker(t *testing.T) {
+	f := fabrictest.Start(t, gateway.Config{})
+	release := make(chan struct{})
+	w, err := workers.New(fabrictest.Connect(t, f.NATS, "stuck-worker"), workers.Config{}, workers.WithLogger(fabrictest.Logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.HandleRaw("test/stuck", workers.HandlerFunc(func(_ context.Context, _ *workers.Request, s *workers.Stream) error {
+		_ = s.Progress(1)
+		<-release // ignores its ctx
+		_ = s.Progress("late")
+		return nil
+	}))
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(release); _ = w.Shutdown(context.Background()) })
+
+	ws, w1 := fabrictest.Hello(t, f.Gateway.URL)
+	ws.Request("test/stuck", "s1", nil)
+	if m := ws.Read(); m.Seq != 1 {
+		t.Fatalf("got %+v", m)
+	}
+	dropped(t, f.Gateway, ws)
+	ws2 := fabrictest.Dial(t, f.Gateway.URL)
+	if w2 := ws2.Hello(resumeHello(w1)); !w2.Resumed {
+		t.Fatalf("welcome %+v", w2)
+	}
+	ws2.Send(map[string]any{"type": "test/stuck", "id": "s1", "after": 1})
+	checkInterrupted(t, ws2.Collect("s1")["s1"], "test/stuck", "s1", 1)
+	// A new request may not reuse the id while the stuck run may still send.
+	ws2.Request("test/stuck", "s1", nil)
+	if m := ws2.Read(); m.Type != protocol.TypeError || m.ID != "s1" || !strings.Contains(string(m.Payload), "still finishing") {
+		t.Fatalf("got %+v", m)
+	}
+}

@@ -167,6 +167,11 @@ func (s *session) attach(c *conn, resumed bool) bool {
 	}
 	old := s.conn
 	s.conn = c
+	if old != nil {
+		// The old connection's requests cannot be finished on it; the client
+		// re-sends them with "after".
+		s.interruptLocked()
+	}
 	if s.expiry != nil {
 		s.expiry.Stop()
 		s.expiry = nil
