@@ -44,14 +44,13 @@ func Connect(t testing.TB, s *server.Server, name string) *nats.Conn {
 	return nc
 }
 
-// Logger returns a logger for tests: debug output with -v and
-// FABRIC_TEST_LOG=1, otherwise errors only.
+// Logger returns a logger for tests: debug output on stderr with
+// FABRIC_TEST_LOG=1, otherwise nothing (tests assert behaviour, not logs).
 func Logger() *slog.Logger {
-	level := slog.LevelError
-	if os.Getenv("FABRIC_TEST_LOG") != "" {
-		level = slog.LevelDebug
+	if os.Getenv("FABRIC_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // Gateway is a gateway served on a real loopback socket.
