@@ -1,0 +1,101 @@
+package gateway_test
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+
+	"github.com/seed82ac63c1/fabric/gateway"
+	"github.com/seed82ac63c1/fabric/internal/fabrictest"
+)
+
+// readUntilFinish reads frames until n finishes have arrived.
+func readUntilFinish(b *testing.B, c *websocket.Conn, n int) {
+	for n > 0 {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if containsFinish(msg) {
+			n--
+		}
+	}
+}
+
+func containsFinish(msg []byte) bool { return bytes.Contains(msg, []byte(`:finish"`)) }
+
+// BenchmarkRoundTrip: one connection, one request at a time, through a real
+// gateway, NATS and demo worker: demo/echo (2 frames: response, finish) and
+// demo/count n=4 (6 frames).
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, bc := range []struct {
+		name, typ, payload string
+	}{
+		{"echo", "demo/echo", `{"hello":"world"}`},
+		{"count4", "demo/count", `{"n":4}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			f := fabrictest.Start(b, gateway.Config{})
+			ws, _ := fabrictest.Hello(b, f.Gateway.URL)
+			frames := make([][]byte, 1024)
+			for i := range frames {
+				frames[i] = fmt.Appendf(nil, `{"type":%q,"id":"m%d","payload":%s}`, bc.typ, i, bc.payload)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if err := ws.Conn.WriteMessage(websocket.TextMessage, frames[i%len(frames)]); err != nil {
+					b.Fatal(err)
+				}
+				readUntilFinish(b, ws.Conn, 1)
+			}
+		})
+	}
+}
+
+// BenchmarkPipelined: one connection with 64 requests of demo/count n=4 in
+// flight at a time; reports events per second delivered to the client.
+func BenchmarkPipelined(b *testing.B) {
+	f := fabrictest.Start(b, gateway.Config{})
+	ws, _ := fabrictest.Hello(b, f.Gateway.URL)
+	const window = 64
+	start := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	sent := 0
+	for b.Loop() {
+		for range window {
+			frame := fmt.Appendf(nil, `{"type":"demo/count","id":"p%d","payload":{"n":4}}`, sent)
+			if err := ws.Conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+				b.Fatal(err)
+			}
+			sent++
+		}
+		readUntilFinish(b, ws.Conn, window)
+	}
+	b.ReportMetric(float64(sent*6)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkNATSRequestBaseline is the floor the gateway adds to: a raw
+// nats.go request/reply to a plain subscriber, same payload, same machine.
+func BenchmarkNATSRequestBaseline(b *testing.B) {
+	ns := fabrictest.NATS(b)
+	server := fabrictest.Connect(b, ns, "echo")
+	sub, err := server.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	nc := fabrictest.Connect(b, ns, "client")
+	payload := []byte(`{"hello":"world"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := nc.Request("bench.echo", payload, 5*time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
