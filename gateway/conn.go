@@ -30,10 +30,9 @@ var (
 // client go through enqueue, into a queue capped in bytes that a writer
 // goroutine drains; the writer runs only while the queue holds frames.
 type conn struct {
-	gw     *Gateway
-	ws     *websocket.Conn
-	log    *slog.Logger
-	bearer string // the Authorization header, kept for authentication (never logged)
+	gw  *Gateway
+	ws  *websocket.Conn
+	log *slog.Logger
 
 	sess *session // set by the reader after hello; read-only afterwards
 
@@ -54,14 +53,9 @@ type conn struct {
 	writers   sync.WaitGroup
 }
 
-func newConn(g *Gateway, ws *websocket.Conn, authorization string) *conn {
+func newConn(g *Gateway, ws *websocket.Conn) *conn {
 	ws.SetReadLimit(g.cfg.MaxFrameBytes)
-	return &conn{
-		gw:     g,
-		ws:     ws,
-		log:    g.log.With("remote", ws.RemoteAddr().String()),
-		bearer: authorization,
-	}
+	return &conn{gw: g, ws: ws, log: g.log.With("remote", ws.RemoteAddr().String())}
 }
 
 // serve runs the connection: hello, then frames until the connection ends.

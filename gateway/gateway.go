@@ -169,7 +169,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := newConn(g, ws, r.Header.Get("Authorization"))
+	c := newConn(g, ws)
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
 	g.mu.Unlock()

@@ -122,8 +122,11 @@ func decodeFrame(d *jsontext.Decoder, b []byte) (ClientFrame, error) {
 			if v.Kind() == 'n' {
 				continue
 			}
+			if v.Kind() != '0' { // Token.Uint panics on anything but a number
+				return f, badFrame(`field "after" must be a non-negative integer`)
+			}
 			n, err := v.Uint()
-			if v.Kind() != '0' || err != nil {
+			if err != nil {
 				return f, badFrame(`field "after" must be a non-negative integer`)
 			}
 			f.After, f.HasAfter = n, true
@@ -131,6 +134,9 @@ func decodeFrame(d *jsontext.Decoder, b []byte) (ClientFrame, error) {
 			v, err := d.ReadValue()
 			if err != nil {
 				return f, badFrame("frame is not valid JSON")
+			}
+			if v.Kind() == 'n' {
+				continue
 			}
 			end := int(d.InputOffset())
 			f.Payload = b[end-len(v) : end]

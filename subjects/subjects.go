@@ -67,8 +67,8 @@ func (s Space) Requests() string { return s.req + ">" }
 // ParseRequest returns the typeName of a request subject.
 func (s Space) ParseRequest(subject string) (typeName string, ok bool) {
 	rest, ok := strings.CutPrefix(subject, s.req)
-	if !ok || rest == "" {
-		return "", false
+	if !ok || rest == "" || strings.IndexByte(rest, typeSeparator) >= 0 {
+		return "", false // a '/' in a subject token is no typeName's token
 	}
 	typeName = strings.ReplaceAll(rest, ".", "/")
 	return typeName, ValidateTypeName(typeName) == nil
@@ -102,10 +102,14 @@ func (s Space) ParseEvent(session, subject string) (id, tail string, ok bool) {
 		return "", "", false
 	}
 	rest = rest[1:]
-	if i := strings.IndexByte(rest, '.'); i >= 0 {
+	switch i := strings.IndexByte(rest, '.'); {
+	case i < 0:
+		return rest, "", true
+	case i == 0 || i == len(rest)-1: // an empty token: no subject R or event has one
+		return "", "", false
+	default:
 		return rest[:i], rest[i+1:], true
 	}
-	return rest, "", true
 }
 
 // EventSuffix returns the suffix of an event tail (see [Space.ParseEvent]) of
