@@ -55,7 +55,6 @@ const (
 	CloseInternal       CloseCode = 1011 // an internal gateway failure
 	ClosePingTimeout    CloseCode = 4000 // the client sent nothing for two ping intervals
 	CloseSlowConsumer   CloseCode = 4001 // the client read too slowly; its outbound queue overflowed
-	CloseWriteTimeout   CloseCode = 4002 // a write to the client did not complete in time
 	CloseProtocol       CloseCode = 4500 // protocol violation: the first frame was not sys/hello
 	CloseHelloTimeout   CloseCode = 4501 // no sys/hello within the hello timeout
 	CloseUnauthorized   CloseCode = 4502 // authentication failed
@@ -91,7 +90,6 @@ var CloseCodes = []struct {
 	{CloseInternal, "internal", "An internal gateway failure."},
 	{ClosePingTimeout, "ping_timeout", "The client sent nothing for two ping intervals. Reconnect with backoff."},
 	{CloseSlowConsumer, "slow_consumer", "The client read too slowly and its outbound queue overflowed. Reconnect with backoff."},
-	{CloseWriteTimeout, "write_timeout", "A write to the client did not complete in time. Reconnect with backoff."},
 	{CloseProtocol, "protocol_violation", "The first frame was not a valid sys/hello. Fix the client."},
 	{CloseHelloTimeout, "hello_timeout", "No sys/hello arrived within the hello timeout. Fix the client."},
 	{CloseUnauthorized, "unauthorized", "Authentication failed. Reconnect only with new credentials."},
