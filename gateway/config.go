@@ -43,6 +43,12 @@ type Config struct {
 	// TakeoverTimeout bounds the wait for another gateway to hand over a
 	// session being resumed here. 0 means 2s.
 	TakeoverTimeout time.Duration
+	// HandoffTimeout is how long a shutting-down gateway keeps its sessions
+	// after closing their connections with 1001, so that clients reconnecting
+	// to another gateway can resume them there. Shutdown returns early once
+	// every session has been taken over. 0 means 5s; negative disables it
+	// (a lone gateway, as in fabric dev).
+	HandoffTimeout time.Duration
 	// AllowedOrigins lists the Origin values (scheme://host[:port]) browsers
 	// may connect from; "*" allows any. Empty means same-origin only.
 	// Clients that send no Origin header are always allowed.
@@ -76,6 +82,7 @@ const (
 	DefaultMaxQueueBytes    = 4 << 20
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultTakeoverTimeout  = 2 * time.Second
+	DefaultHandoffTimeout   = 5 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -85,6 +92,9 @@ func (c Config) withDefaults() Config {
 	setDuration(&c.SessionRetention, DefaultSessionRetention)
 	setDuration(&c.WriteTimeout, DefaultWriteTimeout)
 	setDuration(&c.TakeoverTimeout, DefaultTakeoverTimeout)
+	if c.HandoffTimeout == 0 {
+		c.HandoffTimeout = DefaultHandoffTimeout
+	}
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = DefaultMaxFrameBytes
 	}

@@ -214,12 +214,16 @@ func (c *conn) reject(id string, err error) {
 
 func (c *conn) ping() {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if c.closing {
+		c.wmu.Unlock()
 		return
 	}
-	c.enqueueLocked(pingFrame)
+	ok := c.enqueueLocked(pingFrame)
 	c.pingTimer.Reset(c.gw.cfg.PingInterval)
+	c.wmu.Unlock()
+	if !ok {
+		c.overflow()
+	}
 }
 
 // enqueue queues a frame for the client. A client whose queue would exceed
@@ -230,10 +234,15 @@ func (c *conn) enqueue(frame []byte) {
 	overflow := !c.closing && !c.enqueueLocked(frame)
 	c.wmu.Unlock()
 	if overflow {
-		c.gw.metrics.slowConsumers.Inc()
-		c.log.Warn("slow consumer: outbound queue full", "queued_bytes", c.queued, "limit", c.gw.cfg.MaxQueueBytes)
-		c.close(protocol.CloseSlowConsumer, "slow consumer")
+		c.overflow()
 	}
+}
+
+// overflow closes a client whose outbound queue is full.
+func (c *conn) overflow() {
+	c.gw.metrics.slowConsumers.Inc()
+	c.log.Warn("slow consumer: outbound queue full", "limit_bytes", c.gw.cfg.MaxQueueBytes)
+	c.close(protocol.CloseSlowConsumer, "slow consumer")
 }
 
 func (c *conn) enqueueLocked(frame []byte) bool {
@@ -287,11 +296,9 @@ func (c *conn) writeLoop() {
 			}
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
 			if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					c.log.Warn("write timeout", "timeout", c.gw.cfg.WriteTimeout.String())
-					c.setCloseCode(protocol.CloseWriteTimeout)
-				}
+				// A close frame cannot follow a frame cut short: the client
+				// sees the connection drop (1006) and reconnects.
+				c.log.Warn("write failed; dropping the connection", "err", err, "write_timeout", c.gw.cfg.WriteTimeout.String())
 				c.abort()
 				c.wmu.Lock()
 				c.writing = false
@@ -373,7 +380,7 @@ func (c *conn) close(code protocol.CloseCode, reason string) {
 
 // abort ends the connection at once, without a closing handshake.
 func (c *conn) abort() {
-	c.markClosing(protocol.CloseInternal)
+	c.markClosing(0)
 	_ = c.ws.NetConn().Close()
 }
 

@@ -189,9 +189,10 @@ func (g *Gateway) removeConn(c *conn) {
 
 // Shutdown stops the gateway in order: it refuses new connections, closes
 // every client with 1001 (going away: reconnect at once, elsewhere), waits for
-// the connections to end until ctx is done, then ends every session and drops
-// its subscriptions. It is safe to call more than once. The caller then
-// drains the NATS connection.
+// the connections to end, keeps the sessions for HandoffTimeout so that other
+// gateways can take them over as their clients resume, then ends the rest and
+// drops their subscriptions. ctx bounds the whole. It is safe to call more
+// than once. The caller then drains the NATS connection.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	var err error
 	g.shutdownOnce.Do(func() {
@@ -219,6 +220,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			<-done
 			err = ctx.Err()
 		}
+		g.awaitHandoff(ctx)
 		g.mu.Lock()
 		sessions := make([]*session, 0, len(g.sessions))
 		for _, s := range g.sessions {
@@ -231,6 +233,34 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		_ = g.pushAll.Unsubscribe()
 	})
 	return err
+}
+
+// awaitHandoff waits until every session has been taken over by another
+// gateway, HandoffTimeout passes, or ctx is done.
+func (g *Gateway) awaitHandoff(ctx context.Context) {
+	if g.cfg.HandoffTimeout < 0 {
+		return
+	}
+	deadline := time.NewTimer(g.cfg.HandoffTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		g.mu.Lock()
+		left := len(g.sessions)
+		g.mu.Unlock()
+		if left == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			g.log.Info("sessions not resumed elsewhere before shutdown", "sessions", left)
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // defaultTimeout bounds an I/O call whose ctx has no deadline.

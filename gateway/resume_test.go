@@ -259,3 +259,27 @@ func TestResumeWithStuckWorker(t *testing.T) {
 		t.Fatalf("got %+v", m)
 	}
 }
+
+// TestResumeAfterShutdown: a gateway going away (1001) keeps its sessions
+// until clients resume them on another gateway.
+func TestResumeAfterShutdown(t *testing.T) {
+	a, b, _ := twoGateways(t, gateway.Config{HandoffTimeout: gateway.DefaultHandoffTimeout})
+	ws, w1 := fabrictest.Hello(t, a.URL)
+	shut := make(chan error, 1)
+	go func() { shut <- a.Shutdown(context.Background()) }()
+	if code := ws.CloseCode(); code != int(protocol.CloseGoingAway) {
+		t.Fatalf("close %d, want 1001", code)
+	}
+	ws2 := fabrictest.Dial(t, b.URL)
+	if w := ws2.Hello(resumeHello(w1)); !w.Resumed || w.SessionID != w1.SessionID {
+		t.Fatalf("resume on b after a's shutdown: %+v", w)
+	}
+	select {
+	case err := <-shut: // returns as soon as every session is handed over
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(gateway.DefaultHandoffTimeout - time.Second):
+		t.Fatal("shutdown waited although every session was taken over")
+	}
+}

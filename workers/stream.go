@@ -75,12 +75,12 @@ func (s *Stream) publish(suffix string, data []byte, last bool) error {
 	}
 	s.seq++
 	s.finished = last
-	return s.w.nc.PublishMsg(&nats.Msg{
-		Subject: s.subject + suffix,
-		Header: nats.Header{
-			subjects.HeaderID:  {s.req.ID},
-			subjects.HeaderSeq: {strconv.FormatUint(s.seq, 10)},
-		},
-		Data: data,
-	})
+	h := nats.Header{
+		subjects.HeaderID:  {s.req.ID},
+		subjects.HeaderSeq: {strconv.FormatUint(s.seq, 10)},
+	}
+	if tp := s.req.Header[subjects.HeaderTraceparent]; len(tp) > 0 {
+		h[subjects.HeaderTraceparent] = tp[:1]
+	}
+	return s.w.nc.PublishMsg(&nats.Msg{Subject: s.subject + suffix, Header: h, Data: data})
 }

@@ -224,9 +224,12 @@ func (w *Worker) dispatch(typeName string, h Handler, m *nats.Msg) {
 	case <-w.baseCtx.Done():
 		return // shutting down: the gateway times the request out
 	}
-	ctx, cancel := context.WithCancel(w.baseCtx)
+	var ctx context.Context
+	var cancel context.CancelFunc
 	if w.cfg.MaxDuration > 0 {
 		ctx, cancel = context.WithTimeout(w.baseCtx, w.cfg.MaxDuration)
+	} else {
+		ctx, cancel = context.WithCancel(w.baseCtx)
 	}
 	key := req.Session + "." + req.ID
 	w.mu.Lock()

@@ -22,6 +22,9 @@ func runDev(ctx context.Context, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	if !flagGiven(fs, "handoff-timeout") {
+		gf.cfg.HandoffTimeout = -1 // the only gateway: no one to hand sessions to
+	}
 	if gf.allowedOrigins == "" {
 		gf.allowedOrigins = "*" // dev mode: pages on any local port may connect
 	}

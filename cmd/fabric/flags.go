@@ -109,7 +109,8 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&g.cfg.MaxInFlight, "max-in-flight", gateway.DefaultMaxInFlight, "requests in flight per connection")
 	fs.IntVar(&g.cfg.MaxQueueBytes, "max-queue-bytes", gateway.DefaultMaxQueueBytes, "outbound queue per connection before a slow client is closed")
 	fs.DurationVar(&g.cfg.WriteTimeout, "write-timeout", gateway.DefaultWriteTimeout, "deadline of one write to a client")
-	fs.DurationVar(&g.shutdownGrace, "shutdown-grace", 10*time.Second, "time to close clients and drain on SIGTERM")
+	fs.DurationVar(&g.cfg.HandoffTimeout, "handoff-timeout", gateway.DefaultHandoffTimeout, "on shutdown, how long sessions wait to be resumed on another gateway (negative: not at all)")
+	fs.DurationVar(&g.shutdownGrace, "shutdown-grace", 10*time.Second, "time to close clients, hand sessions over and drain on SIGTERM")
 }
 
 func (g *gatewayFlags) config() gateway.Config {
@@ -155,4 +156,12 @@ func connectNATS(urls, name string, log *slog.Logger) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", urls, err)
 	}
 	return nc, nil
+}
+
+// flagGiven reports whether the flag was set on the command line or from the
+// environment.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }

@@ -60,9 +60,14 @@ type Gateway struct {
 	URL    string // ws://127.0.0.1:port/ws
 }
 
-// StartGateway starts a gateway on nc; cfg's zero fields take defaults.
+// StartGateway starts a gateway on nc; cfg's zero fields take defaults,
+// except HandoffTimeout: tests that want a shutdown to wait for session
+// handoff set it.
 func StartGateway(t testing.TB, nc *nats.Conn, cfg gateway.Config) *Gateway {
 	t.Helper()
+	if cfg.HandoffTimeout == 0 {
+		cfg.HandoffTimeout = -1
+	}
 	g, err := gateway.New(nc, cfg, gateway.WithLogger(Logger()))
 	if err != nil {
 		t.Fatal(err)
