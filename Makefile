@@ -1,7 +1,7 @@
 # Fabric's build. `make test` is what CI runs.
 GO        ?= go
-STATICCHECK_VERSION ?= 2026.2.2
-GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+STATICCHECK_VERSION ?= v0.8.2
+TOOLS     := $(CURDIR)/bin
 
 .PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev
 
@@ -26,9 +26,10 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# Tools are installed by version into ./bin, so every machine runs the same.
 staticcheck:
-	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-	$(GOBIN)/staticcheck ./...
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(TOOLS)/staticcheck ./...
 
 tidy-check:
 	@cp go.mod /tmp/fabric-go.mod.bak; cp go.sum /tmp/fabric-go.sum.bak; \
