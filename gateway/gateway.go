@@ -221,18 +221,23 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			err = ctx.Err()
 		}
 		g.awaitHandoff(ctx)
-		g.mu.Lock()
-		sessions := make([]*session, 0, len(g.sessions))
-		for _, s := range g.sessions {
-			sessions = append(sessions, s)
-		}
-		g.mu.Unlock()
-		for _, s := range sessions {
+		for _, s := range g.sessionList() {
 			s.end()
 		}
 		_ = g.pushAll.Unsubscribe()
 	})
 	return err
+}
+
+// sessionList returns a snapshot of the sessions held.
+func (g *Gateway) sessionList() []*session {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	sessions := make([]*session, 0, len(g.sessions))
+	for _, s := range g.sessions {
+		sessions = append(sessions, s)
+	}
+	return sessions
 }
 
 // awaitHandoff waits until every session has been taken over by another

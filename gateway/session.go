@@ -279,13 +279,7 @@ func (g *Gateway) onPushAll(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	g.mu.Lock()
-	sessions := make([]*session, 0, len(g.sessions))
-	for _, s := range g.sessions {
-		sessions = append(sessions, s)
-	}
-	g.mu.Unlock()
-	for _, s := range sessions {
+	for _, s := range g.sessionList() {
 		s.deliver(frame)
 	}
 }
