@@ -16,6 +16,10 @@ import (
 	"github.com/seed82ac63c1/fabric/subjects"
 )
 
+// maxKeptReadBuffer is the largest read buffer a connection keeps between
+// frames.
+const maxKeptReadBuffer = 64 << 10
+
 // closeGrace bounds the wait for the client's answer to our close frame, and
 // the write of that close frame.
 const closeGrace = time.Second
@@ -121,6 +125,9 @@ func (c *conn) hello() bool {
 			return false
 		}
 	}
+	if h.Client != "" {
+		c.log = c.log.With("client", truncate(h.Client))
+	}
 	s, err := c.gw.openSession(c, &h)
 	if err != nil {
 		c.log.Warn("session open failed", "err", err)
@@ -144,6 +151,9 @@ func (c *conn) readFrames() {
 			continue // closing: read only to see the client's close frame
 		}
 		c.handleFrame(c.rbuf.Bytes())
+		if c.rbuf.Cap() > maxKeptReadBuffer {
+			c.rbuf = bytes.Buffer{} // don't hold a rare large frame's buffer for the connection's life
+		}
 	}
 	c.drain()
 }

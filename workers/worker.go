@@ -407,6 +407,9 @@ func (w *Worker) Push(ctx context.Context, to Target, typ string, payload any) e
 		}
 		subject = w.space.PushSession(to.value)
 	case targetUser:
+		if to.value == "" {
+			return errors.New("workers: push: empty user id")
+		}
 		subject = w.space.PushUser(to.value)
 	case targetAll:
 		subject = w.space.PushAll()

@@ -370,6 +370,9 @@ func TestPush(t *testing.T) {
 	if err := w.Push(ctx, workers.ToSession("short"), "app/x", nil); err == nil {
 		t.Error("bad session id accepted")
 	}
+	if err := w.Push(ctx, workers.ToUser(""), "app/x", nil); err == nil {
+		t.Error("empty user accepted")
+	}
 	if err := w.Push(ctx, workers.Target{}, "app/x", nil); err == nil {
 		t.Error("empty target accepted")
 	}
