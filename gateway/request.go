@@ -145,7 +145,7 @@ func (s *session) onEvent(m *nats.Msg) {
 		return
 	}
 	r.lastSeq = seq
-	s.sendLocked(protocol.AppendServerFrame(nil, subjects.EventType(r.typeName, suffix), r.id, seq, payload, ""))
+	s.sendLocked(eventFrame(r.typeName, suffix, r.id, seq, payload))
 	g.metrics.events.Inc()
 	if suffix == protocol.SuffixError {
 		r.route = "!" + r.route // remember the outcome; see endLocked
@@ -196,8 +196,8 @@ func (s *session) interruptLocked() {
 // failLocked sends the gateway's own :error and :finish for r, continuing
 // its seq, and ends it.
 func (s *session) failLocked(r *request, outcome string, e *protocol.Error) {
-	s.sendLocked(protocol.AppendServerFrame(nil, subjects.EventType(r.typeName, protocol.SuffixError), r.id, r.lastSeq+1, e.Payload(), ""))
-	s.sendLocked(protocol.AppendServerFrame(nil, subjects.EventType(r.typeName, protocol.SuffixFinish), r.id, r.lastSeq+2, nil, ""))
+	s.sendLocked(eventFrame(r.typeName, protocol.SuffixError, r.id, r.lastSeq+1, e.Payload()))
+	s.sendLocked(eventFrame(r.typeName, protocol.SuffixFinish, r.id, r.lastSeq+2, nil))
 	r.lastSeq += 2
 	s.endLocked(r, outcome)
 }
@@ -254,6 +254,14 @@ func (s *session) sendLocked(frame []byte) {
 	if s.conn != nil {
 		s.conn.enqueue(frame)
 	}
+}
+
+// eventFrame encodes an event frame into a buffer of the right size: one
+// allocation per event.
+func eventFrame(typeName, suffix, id string, seq uint64, payload []byte) []byte {
+	const overhead = len(`{"type":":","id":"","seq":18446744073709551615,"payload":}`)
+	buf := make([]byte, 0, overhead+len(typeName)+len(suffix)+len(id)+len(payload))
+	return protocol.AppendEventFrame(buf, typeName, suffix, id, seq, payload, "")
 }
 
 func isFinish(tail string) bool {

@@ -167,6 +167,10 @@ func decodeFrame(d *jsontext.Decoder, b []byte) (ClientFrame, error) {
 func AppendServerFrame(dst []byte, typ, id string, seq uint64, payload []byte, trace string) []byte {
 	dst = append(dst, `{"type":`...)
 	dst = appendString(dst, typ)
+	return appendFrameTail(dst, id, seq, payload, trace)
+}
+
+func appendFrameTail(dst []byte, id string, seq uint64, payload []byte, trace string) []byte {
 	if id != "" {
 		dst = append(dst, `,"id":`...)
 		dst = appendString(dst, id)
@@ -186,14 +190,38 @@ func AppendServerFrame(dst []byte, typ, id string, seq uint64, payload []byte, t
 	return append(dst, '}')
 }
 
+// AppendEventFrame appends the frame of an event of request id:
+// type "<typeName>:<suffix>", without building the type string first. It is
+// otherwise [AppendServerFrame].
+func AppendEventFrame(dst []byte, typeName, suffix, id string, seq uint64, payload []byte, trace string) []byte {
+	dst = append(dst, `{"type":`...)
+	if needsEscape(typeName) || needsEscape(suffix) {
+		dst = appendString(dst, typeName+":"+suffix)
+	} else {
+		dst = append(dst, '"')
+		dst = append(dst, typeName...)
+		dst = append(dst, ':')
+		dst = append(dst, suffix...)
+		dst = append(dst, '"')
+	}
+	return appendFrameTail(dst, id, seq, payload, trace)
+}
+
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return true
+		}
+	}
+	return false
+}
+
 // appendString appends s as a JSON string. Names in Fabric frames are plain
 // ASCII, so the fast path copies them as they are.
 func appendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s)
-			return append(dst, b...)
-		}
+	if needsEscape(s) {
+		b, _ := json.Marshal(s)
+		return append(dst, b...)
 	}
 	dst = append(dst, '"')
 	dst = append(dst, s...)

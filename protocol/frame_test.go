@@ -601,3 +601,17 @@ func BenchmarkAppendServerFrame(b *testing.B) {
 		}
 	})
 }
+
+func TestAppendEventFrameMatchesServerFrame(t *testing.T) {
+	for _, tc := range []struct{ typeName, suffix, id string }{
+		{"demo/count", "progress", "m1"},
+		{"a", "finish", ""},
+		{"odd\"name", "x<y", "id"},
+	} {
+		want := protocol.AppendServerFrame(nil, tc.typeName+":"+tc.suffix, tc.id, 7, []byte(`{"i":1}`), "")
+		got := protocol.AppendEventFrame(nil, tc.typeName, tc.suffix, tc.id, 7, []byte(`{"i":1}`), "")
+		if string(got) != string(want) {
+			t.Errorf("AppendEventFrame = %s, want %s", got, want)
+		}
+	}
+}

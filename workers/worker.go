@@ -214,9 +214,8 @@ func (w *Worker) dispatch(typeName string, h Handler, m *nats.Msg) {
 	if len(req.Payload) == 0 {
 		req.Payload = []byte("null")
 	}
-	log := w.log.With("session", req.Session, "id", req.ID, "route", typeName)
 	if m.Reply == "" || subjects.ValidateID(req.ID) != nil {
-		log.Warn("request dropped: no reply subject or bad " + subjects.HeaderID)
+		w.reqLog(req).Warn("request dropped: no reply subject or bad " + subjects.HeaderID)
 		return
 	}
 	select {
@@ -250,40 +249,48 @@ func (w *Worker) dispatch(typeName string, h Handler, m *nats.Msg) {
 			<-w.sem
 			w.handlers.Done()
 		}()
-		w.run(ctx, h, req, s, log)
+		w.run(ctx, h, req, s)
 	}()
 }
 
 // run calls the handler and ends the request: an error becomes :error, and
 // :finish always follows.
-func (w *Worker) run(ctx context.Context, h Handler, req *Request, s *Stream, log *slog.Logger) {
+func (w *Worker) run(ctx context.Context, h Handler, req *Request, s *Stream) {
 	start := time.Now()
 	err := func() (err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				log.Error("handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				w.reqLog(req).Error("handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				err = protocol.Errorf(protocol.CodeInternal, "internal error")
 			}
 		}()
 		return h.ServeFabric(ctx, req, s)
 	}()
 	if err != nil {
-		e := w.wireError(ctx, err, log)
+		e := w.wireError(ctx, err, req)
 		if sendErr := s.Send(protocol.SuffixError, e); sendErr != nil && !errors.Is(sendErr, ErrFinished) {
-			log.Warn("send error event failed", "err", sendErr)
+			w.reqLog(req).Warn("send error event failed", "err", sendErr)
 		}
 	}
 	if err := s.finish(); err != nil {
-		log.Warn("send finish failed", "err", err)
+		w.reqLog(req).Warn("send finish failed", "err", err)
 	}
-	log.Debug("request handled", "duration", time.Since(start), "error", err)
+	if w.log.Enabled(ctx, slog.LevelDebug) {
+		w.reqLog(req).Debug("request handled", "duration", time.Since(start).String(), "error", err)
+	}
+}
+
+// reqLog returns the logger for one request's lines. It is built only when a
+// line is written: most requests log nothing.
+func (w *Worker) reqLog(req *Request) *slog.Logger {
+	return w.log.With("session", req.Session, "id", req.ID, "route", req.Type)
 }
 
 // wireError maps a handler's error to what the client sees: a
 // *protocol.Error as it is, a cancelled or expired ctx as cancelled or
 // timeout, and anything else as internal, with a generic message (the real
 // error is logged, never sent).
-func (w *Worker) wireError(ctx context.Context, err error, log *slog.Logger) *protocol.Error {
+func (w *Worker) wireError(ctx context.Context, err error, req *Request) *protocol.Error {
 	if e, ok := protocol.AsError(err); ok {
 		return e
 	}
@@ -293,7 +300,7 @@ func (w *Worker) wireError(ctx context.Context, err error, log *slog.Logger) *pr
 		}
 		return protocol.Errorf(protocol.CodeCancelled, "cancelled")
 	}
-	log.Error("handler failed", "err", err)
+	w.reqLog(req).Error("handler failed", "err", err)
 	return protocol.Errorf(protocol.CodeInternal, "internal error")
 }
 
