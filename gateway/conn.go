@@ -34,9 +34,9 @@ var (
 // client go through enqueue, into a queue capped in bytes that a writer
 // goroutine drains; the writer runs only while the queue holds frames.
 type conn struct {
-	gw  *Gateway
-	ws  *websocket.Conn
-	log *slog.Logger
+	gw   *Gateway
+	ws   *websocket.Conn
+	logp atomic.Pointer[slog.Logger] // gains the client's name and session id after hello
 
 	sess *session // set by the reader after hello; read-only afterwards
 
@@ -59,8 +59,13 @@ type conn struct {
 
 func newConn(g *Gateway, ws *websocket.Conn) *conn {
 	ws.SetReadLimit(g.cfg.MaxFrameBytes)
-	return &conn{gw: g, ws: ws, log: g.log.With("remote", ws.RemoteAddr().String())}
+	c := &conn{gw: g, ws: ws}
+	c.logp.Store(g.log.With("remote", ws.RemoteAddr().String()))
+	return c
 }
+
+// logger returns the connection's logger; any goroutine may call it.
+func (c *conn) logger() *slog.Logger { return c.logp.Load() }
 
 // serve runs the connection: hello, then frames until the connection ends.
 func (c *conn) serve() {
@@ -100,7 +105,7 @@ func (c *conn) readNext(deadline time.Duration, onTimeout protocol.CloseCode, ti
 	case errors.Is(err, websocket.ErrReadLimit):
 		// gorilla has already sent 1009.
 		c.markClosing(protocol.CloseTooLarge)
-		c.log.Info("frame too large", "limit", c.gw.cfg.MaxFrameBytes)
+		c.logger().Info("frame too large", "limit", c.gw.cfg.MaxFrameBytes)
 	case errors.As(err, &ne) && ne.Timeout():
 		c.close(onTimeout, timeoutReason)
 	}
@@ -126,16 +131,16 @@ func (c *conn) hello() bool {
 		}
 	}
 	if h.Client != "" {
-		c.log = c.log.With("client", truncate(h.Client))
+		c.logp.Store(c.logger().With("client", truncate(h.Client)))
 	}
 	s, err := c.gw.openSession(c, &h)
 	if err != nil {
-		c.log.Warn("session open failed", "err", err)
+		c.logger().Warn("session open failed", "err", err)
 		c.close(protocol.CloseInternal, "session could not be opened")
 		return false
 	}
 	c.sess = s
-	c.log = c.log.With("session", s.id)
+	c.logp.Store(c.logger().With("session", s.id))
 	c.wmu.Lock()
 	if !c.closing {
 		c.pingTimer = time.AfterFunc(c.gw.cfg.PingInterval, c.ping)
@@ -218,7 +223,7 @@ func (c *conn) reject(id string, err error) {
 		e = protocol.Errorf(protocol.CodeBadRequest, "%v", err)
 	}
 	c.gw.metrics.badFrames.Inc()
-	c.log.Debug("frame rejected", "id", id, "code", e.Code, "reason", e.Message)
+	c.logger().Debug("frame rejected", "id", id, "code", e.Code, "reason", e.Message)
 	c.enqueue(protocol.AppendServerFrame(nil, protocol.TypeError, id, 0, e.Payload(), ""))
 }
 
@@ -251,7 +256,7 @@ func (c *conn) enqueue(frame []byte) {
 // overflow closes a client whose outbound queue is full.
 func (c *conn) overflow() {
 	c.gw.metrics.slowConsumers.Inc()
-	c.log.Warn("slow consumer: outbound queue full", "limit_bytes", c.gw.cfg.MaxQueueBytes)
+	c.logger().Warn("slow consumer: outbound queue full", "limit_bytes", c.gw.cfg.MaxQueueBytes)
 	c.close(protocol.CloseSlowConsumer, "slow consumer")
 }
 
@@ -308,7 +313,7 @@ func (c *conn) writeLoop() {
 			if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 				// A close frame cannot follow a frame cut short: the client
 				// sees the connection drop (1006) and reconnects.
-				c.log.Warn("write failed; dropping the connection", "err", err, "write_timeout", c.gw.cfg.WriteTimeout.String())
+				c.logger().Warn("write failed; dropping the connection", "err", err, "write_timeout", c.gw.cfg.WriteTimeout.String())
 				c.abort()
 				c.wmu.Lock()
 				c.writing = false
@@ -378,7 +383,7 @@ func (c *conn) close(code protocol.CloseCode, reason string) {
 		c.closeMsg = msg
 	}
 	c.wmu.Unlock()
-	c.log.Info("closing connection", "code", int(code), "reason", reason)
+	c.logger().Info("closing connection", "code", int(code), "reason", reason)
 	wait := closeGrace
 	if writerRunning {
 		wait += c.gw.cfg.WriteTimeout
@@ -427,7 +432,7 @@ func (c *conn) teardown() {
 		code = 1006 // abnormal closure: no close frame
 	}
 	c.gw.metrics.closed(int(code))
-	c.log.Debug("connection closed", "code", int(code))
+	c.logger().Debug("connection closed", "code", int(code))
 	if c.sess != nil {
 		c.sess.detach(c, code == protocol.CloseNormal)
 	}

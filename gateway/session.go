@@ -58,7 +58,7 @@ func (g *Gateway) openSession(c *conn, h *protocol.Hello) (*session, error) {
 				return s, nil
 			}
 		} else {
-			c.log.Info("resume rejected: bad session id or token")
+			c.logger().Info("resume rejected: bad session id or token")
 		}
 	}
 	for {
@@ -87,7 +87,7 @@ func (g *Gateway) resume(id, user string, c *conn) *session {
 	msg, err := g.nc.RequestWithContext(ctx, g.space.Takeover(id), []byte(`{"gateway":"`+g.cfg.ID+`"}`))
 	if err != nil {
 		if !errors.Is(err, nats.ErrNoResponders) {
-			c.log.Warn("session takeover failed", "resumed_session", id, "err", err)
+			c.logger().Warn("session takeover failed", "resumed_session", id, "err", err)
 		}
 		return nil
 	}
@@ -100,7 +100,7 @@ func (g *Gateway) resume(id, user string, c *conn) *session {
 		return nil
 	}
 	g.metrics.sessionsResumed.Inc()
-	c.log.Info("session taken over from another gateway", "session", id)
+	c.logger().Info("session taken over from another gateway", "session", id)
 	return s
 }
 
@@ -181,7 +181,7 @@ func (s *session) attach(c *conn, resumed bool) bool {
 	if old != nil {
 		old.close(protocol.CloseSessionResumed, "session resumed on another connection")
 	}
-	c.log.Info("session opened", "session", s.id, "resumed", resumed)
+	c.logger().Info("session opened", "session", s.id, "resumed", resumed)
 	return true
 }
 
