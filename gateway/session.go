@@ -84,7 +84,8 @@ func (g *Gateway) resume(id, user string, c *conn) *session {
 	}
 	ctx, cancel := defaultTimeout(context.Background(), g.cfg.TakeoverTimeout)
 	defer cancel()
-	msg, err := g.nc.RequestWithContext(ctx, g.space.Takeover(id), []byte(`{"gateway":"`+g.cfg.ID+`"}`))
+	body, _ := json.Marshal(map[string]string{"gateway": g.cfg.ID})
+	msg, err := g.nc.RequestWithContext(ctx, g.space.Takeover(id), body)
 	if err != nil {
 		if !errors.Is(err, nats.ErrNoResponders) {
 			c.logger().Warn("session takeover failed", "resumed_session", id, "err", err)

@@ -89,19 +89,12 @@ func TestSeparateProcesses(t *testing.T) {
 	}
 
 	// A worker SIGTERMed mid-request finishes it before exiting.
-	done := make(chan []protocol.Message, 1)
-	go func() {
-		_, msgs := call(t, url, "demo/sleep", `{"ms":600}`)
-		done <- msgs
-	}()
-	fabrictest.Eventually(t, 20*time.Second, func() bool {
-		resp := httpGet(t, "http://"+addr+"/metrics")
-		return strings.Contains(resp, "fabric_gateway_connections 1")
-	})
-	time.Sleep(200 * time.Millisecond) // the request is in the worker's hands
+	streaming := fabrictest.StartProcess(t, nil, fabricBin, "call", "demo/count", `{"n":5,"intervalMs":150}`, "--url", url)
+	streaming.WaitOutput(regexp.MustCompile(`"seq":1`), 20*time.Second)
 	worker.Signal(syscall.SIGTERM)
-	if msgs := <-done; eventTypes(msgs) != "demo/sleep:response#1 demo/sleep:finish#2" {
-		t.Fatalf("sleep across worker SIGTERM: %s", eventTypes(msgs))
+	if code := streaming.Wait(20 * time.Second); code != 0 || strings.Count(streaming.Stdout(), "\n") != 7 ||
+		!strings.Contains(streaming.Stdout(), `"type":"demo/count:response","id"`) {
+		t.Fatalf("count across worker SIGTERM: exit %d\n%s", code, streaming.Stdout())
 	}
 	if code := worker.Wait(20 * time.Second); code != 0 {
 		t.Fatalf("worker exit %d", code)
