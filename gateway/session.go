@@ -122,6 +122,7 @@ func (g *Gateway) newSession(id, user string) (*session, error) {
 	}
 	g.sessions[id] = s
 	g.mu.Unlock()
+	g.metrics.sessions.Inc() // end() decrements, whatever happens below
 	for _, sub := range []struct {
 		subject string
 		handler nats.MsgHandler
@@ -145,7 +146,6 @@ func (g *Gateway) newSession(id, user string) (*session, error) {
 			return nil, err
 		}
 	}
-	g.metrics.sessions.Inc()
 	return s, nil
 }
 
