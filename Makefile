@@ -3,7 +3,7 @@ GO        ?= go
 STATICCHECK_VERSION ?= v0.8.2
 TOOLS     := $(CURDIR)/bin
 
-.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev
+.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev gen
 
 ## test: every check and every test, with the race detector
 test: lint race
@@ -46,6 +46,10 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime 20s ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzTypeNameToSubject -fuzztime 20s ./subjects
+
+## gen: regenerate generated files (the TypeScript code catalogue)
+gen:
+	$(GO) run ./cmd/fabric gen ts-codes --out clients/typescript/src/codes.ts
 
 ## build: the fabric binary
 build:

@@ -162,3 +162,15 @@ func httpGet(t *testing.T, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestGeneratedTSCodesUpToDate fails when the TypeScript catalogue no longer
+// matches protocol/codes.go: run `make gen`.
+func TestGeneratedTSCodesUpToDate(t *testing.T) {
+	committed, err := os.ReadFile("../../" + tsCodesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(committed) != string(tsCodes()) {
+		t.Fatalf("%s is stale: run `make gen`", tsCodesFile)
+	}
+}
