@@ -29,6 +29,9 @@ func runGateway(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if gf.resumeSecret == "" {
+		log.Warn("no resume secret (FABRIC_RESUME_SECRET): sessions resume only on this gateway")
+	}
 	nc, err := connectNATS(*natsURL, "fabric-gateway", log)
 	if err != nil {
 		return err
