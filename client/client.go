@@ -353,6 +353,14 @@ func (c *Client) reconnect(prev protocol.Welcome, immediately bool) {
 			c.shutdown(1000, "closed")
 			return
 		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			if allowed, _ := protocol.CloseCode(ce.Code).Reconnect(); !allowed {
+				c.log.Info("client: gateway refused the reconnect; not retrying", "code", ce.Code, "reason", ce.Text)
+				c.shutdown(ce.Code, ce.Text)
+				return
+			}
+		}
 		c.log.Debug("client: reconnect failed", "attempt", attempt+1, "err", err)
 	}
 }

@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"go.uber.org/goleak"
 
@@ -292,5 +298,52 @@ func TestNoReconnectOnTerminalCode(t *testing.T) {
 	}
 	if _, err := c.Call(context.Background(), "demo/echo", 1); !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("call after close: %v", err)
+	}
+}
+
+// TestNoRetryAfterTerminalCloseOnReconnect: a gateway that answers a
+// reconnect's hello with a 4500–4999 close is not asked again.
+func TestNoRetryAfterTerminalCloseOnReconnect(t *testing.T) {
+	var dials atomic.Int32
+	up := websocket.Upgrader{Subprotocols: []string{protocol.Subprotocol}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		n := dials.Add(1)
+		if _, _, err := ws.ReadMessage(); err != nil { // hello
+			return
+		}
+		deadline := time.Now().Add(time.Second)
+		if n == 1 {
+			_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"sys/welcome","payload":{"sessionId":"AAAAAAAAAAAAAAAAAAAAAA","resumeToken":"t","resumed":false,"gateway":"g","pingIntervalMs":25000,"limits":{"maxFrameBytes":1048576,"maxInFlight":8}}}`))
+			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1001, "going away"), deadline)
+		} else {
+			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(int(protocol.CloseUnauthorized), "no"), deadline)
+		}
+		_, _, _ = ws.ReadMessage() // the client's close answer
+	}))
+	defer srv.Close()
+	closed := make(chan int, 1)
+	c := dial(t, "ws"+strings.TrimPrefix(srv.URL, "http"), client.Options{BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
+		OnState: func(s client.State, code int, _ string) {
+			if s == client.StateClosed {
+				closed <- code
+			}
+		}})
+	_ = c
+	select {
+	case code := <-closed:
+		if code != int(protocol.CloseUnauthorized) {
+			t.Fatalf("closed with %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still reconnecting after %d dials", dials.Load())
+	}
+	time.Sleep(100 * time.Millisecond) // five backoffs: no more dials may come
+	if n := dials.Load(); n != 2 {
+		t.Fatalf("%d dials, want 2", n)
 	}
 }
