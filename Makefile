@@ -3,14 +3,18 @@ GO        ?= go
 STATICCHECK_VERSION ?= v0.8.2
 TOOLS     := $(CURDIR)/bin
 
-.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev gen
+.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev gen ts-test
 
 ## test: every check and every test, with the race detector
-test: lint race
+test: lint race ts-test
 
 ## race: all tests with the race detector
 race:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## ts-test: the TypeScript client's typecheck and tests (against a real fabric dev)
+ts-test:
+	cd clients/typescript && npm ci && npm run typecheck && npm test
 
 ## unit: all tests, quickly, without the race detector
 unit:

@@ -1,0 +1,132 @@
+/** A frame from the gateway: an event of a request (with id and seq), or a push (no id). */
+export interface Message {
+  /** An event type ("demo/count:progress"), a push type, or a sys/… type. */
+  type: string;
+  /** The request's id, on every event of a request. Pushes have none. */
+  id?: string;
+  /** 1 for a request's first event, +1 for each next one; the :finish carries the last. */
+  seq?: number;
+  /** The event's payload, if it has one. A :finish never has one. */
+  payload?: unknown;
+  /** Reserved for the request's trace id. */
+  trace?: string;
+}
+
+/** The limits in sys/welcome. */
+export interface Limits {
+  /** The largest message the gateway reads, in bytes. */
+  maxFrameBytes: number;
+  /** Requests in flight per connection. */
+  maxInFlight: number;
+}
+
+/** The payload of sys/welcome, the gateway's answer to sys/hello. */
+export interface Welcome {
+  sessionId: string;
+  resumeToken: string;
+  /** True only when the hello's resume was accepted. */
+  resumed: boolean;
+  /** The gateway instance's id. */
+  gateway: string;
+  pingIntervalMs: number;
+  limits: Limits;
+}
+
+/** The states a connection goes through, as reported to onState. */
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+
+/** The client's state: "idle" until connect() or the first request, then a ConnectionState. */
+export type ClientState = "idle" | ConnectionState;
+
+/** What caused a state change: the close code and reason, when a close did. */
+export interface StateInfo {
+  code?: number;
+  reason?: string;
+}
+
+/** The close that ended the last connection. */
+export interface CloseInfo {
+  code: number;
+  reason: string;
+}
+
+/** Given to onReconnect after a new connection's sys/welcome, before unfinished requests are re-sent. */
+export interface ReconnectInfo {
+  /** The new connection's welcome. */
+  welcome: Welcome;
+  /** welcome.resumed: true when the session (and so its unfinished requests) was resumed. */
+  resumed: boolean;
+  /** The session id before the disconnect (equal to welcome.sessionId when resumed). */
+  previousSessionId: string;
+  /** The close that ended the previous connection. */
+  close: CloseInfo;
+  /** How many connection attempts failed before this one. */
+  failedAttempts: number;
+  /** Requests that are unfinished: re-sent with "after" if resumed, ended as interrupted if not. */
+  unfinished: number;
+}
+
+/**
+ * The minimum of the WebSocket API the client uses: the browser's WebSocket
+ * and the `ws` package's both have it.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: string, listener: (event: any) => void): void;
+}
+
+/** A WebSocket class: globalThis.WebSocket in browsers, `WebSocket` from the `ws` package in Node. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** Options of createClient. */
+export interface ClientOptions {
+  /** The gateway's WebSocket URL, e.g. "ws://localhost:8080/ws". */
+  url: string;
+  /** Sent in sys/hello. Omitted means anonymous. */
+  token?: string;
+  /** The WebSocket class to use. Default: globalThis.WebSocket (Node 20 has none: pass `ws`). */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect and resume after a connection is lost. Default true. */
+  reconnect?: boolean;
+  /** Full-jitter exponential backoff: attempt k waits random [0, min(maxMs, minMs·2^k)]. */
+  backoff?: { minMs?: number; maxMs?: number };
+  /**
+   * Runs after a reconnect's sys/welcome, before unfinished requests are
+   * re-sent (or ended as interrupted); requests made while it runs are sent at
+   * once. The re-sending waits for its promise.
+   */
+  onReconnect?: (info: ReconnectInfo) => void | Promise<void>;
+  /** Told of every state change, with the close code and reason that caused it. */
+  onState?: (state: ConnectionState, info: StateInfo) => void;
+  /** Sent in sys/hello as "client". Default "fabric-ts". */
+  clientName?: string;
+  /** The ping interval assumed if a welcome has none. Default 25000. */
+  pingIntervalMs?: number;
+  /** How long a connection may take to open and welcome. Default 10000. */
+  connectTimeoutMs?: number;
+  /** Returns the W3C traceparent for each new request. Default: a random one, sampled. */
+  traceparent?: () => string | undefined;
+}
+
+/** Options of sendAsync. */
+export interface SendOptions {
+  /** Aborting sends sys/cancel and rejects with signal.reason (an AbortError by default). */
+  signal?: AbortSignal;
+  /** After this many milliseconds: sys/cancel, and a rejection with a TimeoutError. */
+  timeoutMs?: number;
+  /** Called with each message of the request as it arrives, through :finish. */
+  onEvent?: (message: Message) => void;
+  /** Reject with FabricError when an :error arrived. Default true; false always resolves at :finish. */
+  throwOnError?: boolean;
+}
+
+/** Options of stream. */
+export interface StreamOptions {
+  /** Aborting sends sys/cancel and makes the iteration throw signal.reason. */
+  signal?: AbortSignal;
+}
+
+/** A handler of pushes. */
+export type PushHandler = (message: Message) => void;
