@@ -39,6 +39,10 @@ type Config struct {
 	// MaxDuration bounds one handler's run; its ctx is cancelled after it.
 	// 0 means no bound (the gateway's inactivity timeout still applies).
 	MaxDuration time.Duration
+	// CallTimeout is the inactivity timeout of the requests handlers make
+	// with Stream.Call: the longest wait for the callee's next event.
+	// 0 means 30s.
+	CallTimeout time.Duration
 }
 
 // DefaultMaxConcurrent is Config.MaxConcurrent's default.
@@ -89,6 +93,7 @@ type Worker struct {
 	cancelBase context.CancelFunc
 	sem        chan struct{}
 	handlers   sync.WaitGroup
+	children   *children // requests made by handlers
 
 	mu        sync.Mutex
 	routes    map[string]Handler
@@ -115,6 +120,9 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Worker, error) {
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Worker{
 		nc:         nc,
@@ -128,6 +136,7 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Worker, error) {
 		running:    make(map[string]context.CancelFunc),
 		cancelled:  make(map[string]time.Time),
 	}
+	w.children = newChildren(w)
 	for _, o := range opts {
 		o(w)
 	}
@@ -368,6 +377,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		if w.cancelSub != nil {
 			_ = w.cancelSub.Unsubscribe()
 		}
+		w.children.close()
 		w.log.Info("worker stopped")
 	})
 	return err
