@@ -51,9 +51,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime 20s ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzTypeNameToSubject -fuzztime 20s ./subjects
 
-## gen: regenerate generated files (the TypeScript code catalogue)
+## gen: regenerate generated files (the TypeScript code catalogue and demo route map)
 gen:
 	$(GO) run ./cmd/fabric gen ts-codes --out clients/typescript/src/codes.ts
+	$(GO) run ./cmd/fabric gen ts --out clients/typescript/src/demo-routes.ts
 
 ## build: the fabric binary
 build:

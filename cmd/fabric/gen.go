@@ -8,28 +8,46 @@ import (
 	"os"
 	"strings"
 
+	"github.com/seed82ac63c1/fabric/codegen"
 	"github.com/seed82ac63c1/fabric/protocol"
+	"github.com/seed82ac63c1/fabric/workers/demo"
 )
 
-// tsCodesFile is where the TypeScript client keeps the generated catalogue.
-const tsCodesFile = "clients/typescript/src/codes.ts"
+// Where the TypeScript client keeps its generated modules.
+const (
+	tsCodesFile  = "clients/typescript/src/codes.ts"
+	tsRoutesFile = "clients/typescript/src/demo-routes.ts"
+)
 
 func runGen(args []string, stdout io.Writer) error {
 	fs := newFlagSet("gen")
 	out := fs.String("out", "", "file to write (default: standard output)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: fabric gen ts-codes [--out FILE]\n\nWrites the error and close code catalogue as a TypeScript module (%s).\n\nFlags:\n", tsCodesFile)
+		fmt.Fprintf(fs.Output(), "Usage: fabric gen ts|ts-codes [--out FILE]\n\n"+
+			"ts        the demo routes as a TypeScript route map (%s)\n"+
+			"ts-codes  the error and close code catalogue as TypeScript (%s)\n\nFlags:\n", tsRoutesFile, tsCodesFile)
 		fs.PrintDefaults()
 	}
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || pos[0] != "ts-codes" {
+	if len(pos) != 1 {
 		fs.Usage()
 		return exitError(2)
 	}
-	src := tsCodes()
+	var src []byte
+	switch pos[0] {
+	case "ts":
+		if src, err = codegen.TypeScript("Demo", demo.Routes()); err != nil {
+			return err
+		}
+	case "ts-codes":
+		src = tsCodes()
+	default:
+		fs.Usage()
+		return exitError(2)
+	}
 	if *out == "" {
 		_, err := stdout.Write(src)
 		return err

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seed82ac63c1/fabric/codegen"
 	"github.com/seed82ac63c1/fabric/internal/fabrictest"
 	"github.com/seed82ac63c1/fabric/protocol"
+	"github.com/seed82ac63c1/fabric/workers/demo"
 )
 
 var fabricBin string
@@ -172,5 +174,21 @@ func TestGeneratedTSCodesUpToDate(t *testing.T) {
 	}
 	if string(committed) != string(tsCodes()) {
 		t.Fatalf("%s is stale: run `make gen`", tsCodesFile)
+	}
+}
+
+// TestGeneratedTSRoutesUpToDate fails when the TypeScript route map no
+// longer matches the Go demo route declarations: run `make gen`.
+func TestGeneratedTSRoutesUpToDate(t *testing.T) {
+	committed, err := os.ReadFile("../../" + tsRoutesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := codegen.TypeScript("Demo", demo.Routes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(committed) != string(src) {
+		t.Fatalf("%s is stale: run `make gen`", tsRoutesFile)
 	}
 }

@@ -62,8 +62,9 @@ type (
 
 // The demo routes.
 var (
-	Echo   = protocol.NewRoute[json.RawMessage, json.RawMessage]("demo/echo")
-	Count  = protocol.NewRoute[CountParams, CountResult]("demo/count")
+	Echo  = protocol.NewRoute[json.RawMessage, json.RawMessage]("demo/echo")
+	Count = protocol.NewRoute[CountParams, CountResult]("demo/count").
+		WithEvents(protocol.Event[CountProgress](protocol.SuffixProgress))
 	Fail   = protocol.NewRoute[FailParams, Empty]("demo/fail")
 	Sleep  = protocol.NewRoute[SleepParams, SleepResult]("demo/sleep")
 	Silent = protocol.NewRoute[json.RawMessage, Empty]("demo/silent")
@@ -71,6 +72,14 @@ var (
 	Push   = protocol.NewRoute[PushParams, Empty]("demo/push")
 	Whoami = protocol.NewRoute[json.RawMessage, WhoamiResult]("demo/whoami")
 )
+
+// Routes describes every demo route, for code generators.
+func Routes() []protocol.RouteInfo {
+	return []protocol.RouteInfo{
+		Echo.Info(), Count.Info(), Fail.Info(), Sleep.Info(),
+		Silent.Info(), Panic.Info(), Push.Info(), Whoami.Info(),
+	}
+}
 
 // Limits that keep a demo request from holding a worker for long.
 const (
