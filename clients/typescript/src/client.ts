@@ -6,12 +6,18 @@ import { CloseCode, ErrorCode, reconnectPolicy } from "./codes.js";
 import { ClosedError, FabricError, errorFromPayload } from "./errors.js";
 import { routeNameProblem, suffixOf } from "./names.js";
 import type {
+  AnyRoutes,
   ClientOptions,
   ClientState,
   CloseInfo,
   ConnectionState,
   Message,
+  PayloadArgs,
   PushHandler,
+  RequestArgs,
+  RouteMapOf,
+  RouteMessage,
+  RouteName,
   SendOptions,
   StateInfo,
   StreamOptions,
@@ -38,8 +44,16 @@ const CLOSE_ABNORMAL = 1006;
 /** What the client sends when it gives up on a connection it still believes open. */
 const CLOSE_GIVE_UP = 4000;
 
-/** A connection to a Fabric gateway. Create one with {@link createClient}. */
-export interface FabricClient {
+/**
+ * A connection to a Fabric gateway. Create one with {@link createClient}.
+ *
+ * R is the route map: with a generated one (createClient<DemoRoutes>), a
+ * typeName that is not a route, or params of the wrong shape, do not compile,
+ * and each message of a request is a {@link RouteMessage} whose payload
+ * narrows by its type. The default, AnyRoutes, takes any typeName and params.
+ * Pushes (on) are not typed by R.
+ */
+export interface FabricClient<R extends RouteMapOf<R> = AnyRoutes> {
   /** "idle" until connect() or the first request; then connecting, open, reconnecting, closed. */
   readonly state: ClientState;
   /** The session id of the last welcome. */
@@ -67,22 +81,32 @@ export interface FabricClient {
    * typeName or payload are invalid; with ClosedError if the client closes
    * first; with the signal's reason or a TimeoutError after sending sys/cancel.
    */
-  sendAsync(type: string, payload?: unknown, options?: SendOptions): Promise<Message[]>;
+  sendAsync<K extends RouteName<R>>(
+    type: K,
+    ...args: RequestArgs<R[K]["params"], SendOptions<RouteMessage<R, K>>>
+  ): Promise<RouteMessage<R, K>[]>;
   /**
    * Sends a request when iteration starts and yields its messages as they
    * arrive, :error included, ending after :finish. Leaving the loop early
    * sends sys/cancel. Throws what sendAsync rejects with, except for :error.
    */
-  stream(type: string, payload?: unknown, options?: StreamOptions): AsyncGenerator<Message, void, undefined>;
+  stream<K extends RouteName<R>>(
+    type: K,
+    ...args: RequestArgs<R[K]["params"], StreamOptions>
+  ): AsyncGenerator<RouteMessage<R, K>, void, undefined>;
   /** Sends a request and ignores its events. Returns its id; throws FabricError for an invalid request. */
-  send(type: string, payload?: unknown): string;
+  send<K extends RouteName<R>>(type: K, ...args: PayloadArgs<R[K]["params"]>): string;
   /** Calls handler with each push of the type ("*": every push). Returns a function that unsubscribes. */
   on(type: string, handler: PushHandler): () => void;
 }
 
-/** Creates a client. It connects on connect() or on its first request. */
-export function createClient(options: ClientOptions): FabricClient {
-  return new Client(options);
+/**
+ * Creates a client. It connects on connect() or on its first request.
+ * createClient<DemoRoutes>(…) types its requests by a route map (see FabricClient).
+ */
+export function createClient<R extends RouteMapOf<R> = AnyRoutes>(options: ClientOptions): FabricClient<R> {
+  // The route map is types only: the same untyped implementation serves every R.
+  return new Client(options) as unknown as FabricClient<R>;
 }
 
 /** One request's state. */
@@ -149,7 +173,19 @@ class Call {
   }
 }
 
-class Client implements FabricClient {
+/** FabricClient's request methods with the route map erased: what Client implements. */
+interface UntypedRequests {
+  sendAsync(type: string, payload?: unknown, options?: SendOptions): Promise<Message[]>;
+  stream(type: string, payload?: unknown, options?: StreamOptions): AsyncGenerator<Message, void, undefined>;
+  send(type: string, payload?: unknown): string;
+}
+
+/**
+ * The implementation, with the request methods untyped (type: string,
+ * payload: unknown, messages: Message): createClient gives it the typed
+ * signatures of FabricClient<R>.
+ */
+class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedRequests {
   readonly #url: string;
   readonly #WebSocket: WebSocketConstructor;
   readonly #opts: ClientOptions;

@@ -4,14 +4,25 @@ export { FabricError, ClosedError } from "./errors.js";
 export { ErrorCode, CloseCode, closeCodePolicy, reconnectPolicy } from "./codes.js";
 export type { ReconnectPolicy } from "./codes.js";
 export type {
+  AnyRoutes,
   ClientOptions,
   ClientState,
   CloseInfo,
   ConnectionState,
+  ErrorPayload,
   Limits,
   Message,
+  PayloadArgs,
   PushHandler,
   ReconnectInfo,
+  RequestArgs,
+  RouteEvents,
+  RouteMap,
+  RouteMapOf,
+  RouteMessage,
+  RouteName,
+  RouteParams,
+  RouteSpec,
   SendOptions,
   StateInfo,
   StreamOptions,
@@ -19,3 +30,5 @@ export type {
   WebSocketConstructor,
   WebSocketLike,
 } from "./types.js";
+// The demo routes' map, generated from the Go routes by `fabric gen ts`: createClient<DemoRoutes>(…).
+export * from "./demo-routes.js";

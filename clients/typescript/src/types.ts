@@ -110,14 +110,17 @@ export interface ClientOptions {
   traceparent?: () => string | undefined;
 }
 
-/** Options of sendAsync. */
-export interface SendOptions {
+/**
+ * Options of sendAsync. M is the type of the request's messages: a
+ * RouteMessage of the route when the client has a route map.
+ */
+export interface SendOptions<M extends Message = Message> {
   /** Aborting sends sys/cancel and rejects with signal.reason (an AbortError by default). */
   signal?: AbortSignal;
   /** After this many milliseconds: sys/cancel, and a rejection with a TimeoutError. */
   timeoutMs?: number;
   /** Called with each message of the request as it arrives, through :finish. */
-  onEvent?: (message: Message) => void;
+  onEvent?: (message: M) => void;
   /** Reject with FabricError when an :error arrived. Default true; false always resolves at :finish. */
   throwOnError?: boolean;
 }
@@ -130,3 +133,83 @@ export interface StreamOptions {
 
 /** A handler of pushes. */
 export type PushHandler = (message: Message) => void;
+
+// --- typed routes ---
+//
+// A route map names each route a client may request, its params and the
+// payload of each event suffix, e.g. (generated from the Go routes by
+// `fabric gen ts`):
+//
+//   interface DemoRoutes {
+//     "demo/count": { params: CountParams; events: { progress: CountProgress; response: CountResult } };
+//   }
+//
+// createClient<DemoRoutes>(…) then checks typeName and params at compile time
+// and narrows each message by its type. These are types only: the client does
+// not validate payloads at run time.
+
+/** One route of a route map: its params and the payload of each event suffix but :error and :finish. */
+export interface RouteSpec {
+  params: unknown;
+  events: Record<string, unknown>;
+}
+
+/** A route map: typeName → RouteSpec. */
+export type RouteMap = Record<string, RouteSpec>;
+
+/**
+ * The constraint of a client's route map: every entry is a RouteSpec. (An
+ * interface such as a generated DemoRoutes has no index signature, so it is
+ * not a RouteMap; it is a RouteMapOf<itself>.)
+ */
+export type RouteMapOf<R> = { [K in keyof R]: RouteSpec };
+
+/** The default route map: any typeName, any params, any suffix with an unknown payload. */
+export type AnyRoutes = RouteMap;
+
+/** A typeName of R. */
+export type RouteName<R extends RouteMapOf<R>> = keyof R & string;
+
+/** The params (the request's payload) of route K. */
+export type RouteParams<R extends RouteMapOf<R>, K extends keyof R> = R[K]["params"];
+
+/** The payload of an :error event (ErrorCode.* or a worker's own code). */
+export interface ErrorPayload {
+  code: string;
+  message: string;
+  details?: unknown;
+}
+
+/** The payload of each event suffix of route K: its own, plus :error and :finish (which has none). */
+export type RouteEvents<R extends RouteMapOf<R>, K extends keyof R> = R[K]["events"] & {
+  error: ErrorPayload;
+  finish: undefined;
+};
+
+/**
+ * A message of a request of route K: a union over its event suffixes, so
+ * that comparing `type` narrows `payload`. With several routes in K, a union
+ * over those too.
+ */
+export type RouteMessage<R extends RouteMapOf<R>, K extends keyof R & string> = K extends K
+  ? {
+      [S in keyof RouteEvents<R, K> & string]: {
+        /** `${typeName}:${suffix}`. */
+        type: `${K}:${S}`;
+        /** The request's id. */
+        id: string;
+        /** 1 for the request's first event, +1 for each next one. */
+        seq: number;
+        /** The suffix's payload; undefined for :finish. */
+        payload: RouteEvents<R, K>[S];
+        /** Reserved for the request's trace id. */
+        trace?: string;
+      };
+    }[keyof RouteEvents<R, K> & string]
+  : never;
+
+/** The arguments of sendAsync and stream after the typeName: the params may be left out only when they may be undefined (unknown, say). */
+export type RequestArgs<P, O> = undefined extends P ? [payload?: P, options?: O] : [payload: P, options?: O];
+
+/** The arguments of send after the typeName, likewise. */
+export type PayloadArgs<P> = undefined extends P ? [payload?: P] : [payload: P];

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 
-import { ClosedError, createClient, ErrorCode, FabricError } from "../dist/index.js";
+import { ClosedError, createClient, demoRouteNames, ErrorCode, FabricError } from "../dist/index.js";
 
 const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
 /** p, marked as handled: the test awaits it later. */
@@ -374,6 +374,45 @@ describe("demo routes", { timeout: 20_000 }, () => {
     assert.equal(msgs[0].type, "demo/whoami:response");
     assert.equal(msgs[0].payload.session, w.sessionId);
     assert.equal(msgs[0].payload.session, client.sessionId);
+  });
+
+  test("typed routes: a FabricClient<DemoRoutes> gets the payloads its types narrow to", async () => {
+    // In TypeScript this is createClient<DemoRoutes>(…), and test/routes.typecheck.ts
+    // compiles the same reads; in this file the JSDoc type serves an editor's checkJs.
+    /** @type {import("../dist/index.js").FabricClient<import("../dist/index.js").DemoRoutes>} */
+    const client = newClient().client;
+    const msgs = await client.sendAsync("demo/count", { n: 2, intervalMs: 5 });
+    const progress = [];
+    let result;
+    for (const m of msgs) {
+      if (m.type === "demo/count:progress") progress.push(m.payload.i);
+      else if (m.type === "demo/count:response") result = m.payload.n;
+    }
+    assert.deepEqual(progress, [1, 2]);
+    assert.equal(result, 2);
+    const slept = (await client.sendAsync("demo/sleep", { ms: 1 })).find((m) => m.type === "demo/sleep:response");
+    assert.equal(typeof slept?.payload.sleptMs, "number");
+    // Every route of the generated map is served by fabric dev (none gets no_responders).
+    const params = {
+      "demo/count": { n: 1, intervalMs: 0 },
+      "demo/echo": "x",
+      "demo/fail": { code: "x", message: "y" },
+      "demo/panic": null,
+      "demo/push": { type: "typed/push", payload: null, delayMs: 0 },
+      "demo/silent": null,
+      "demo/sleep": { ms: 1 },
+      "demo/whoami": null,
+    };
+    assert.deepEqual([...demoRouteNames].sort(), Object.keys(params).sort());
+    for (const name of demoRouteNames) {
+      const outcome = await client.sendAsync(name, params[name], { timeoutMs: 300, throwOnError: false }).then(
+        (ms) => ms.at(-2)?.type,
+        (err) => err.name,
+      );
+      const want =
+        name === "demo/silent" ? "TimeoutError" : name === "demo/fail" || name === "demo/panic" ? `${name}:error` : `${name}:response`;
+      assert.equal(outcome, want, name);
+    }
   });
 
   test("20 interleaved requests each get contiguous seqs", async () => {
