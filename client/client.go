@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nuid"
 
+	"github.com/seed82ac63c1/fabric/internal/callstate"
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
 )
@@ -105,15 +106,10 @@ type call struct {
 	typ     string
 	id      string
 	payload json.RawMessage
-	gen     uint64 // the connection it was last sent on; 0: not sent yet
+	state   *callstate.Call
 
-	mu       sync.Mutex
-	msgs     []protocol.Message
-	lastSeq  uint64
-	notify   chan struct{} // signalled on each new message
-	done     chan struct{} // closed at finish
-	finished bool
-	err      error // rejection by the gateway, or the client closing
+	sendMu sync.Mutex // serialises flushes of this call
+	gen    uint64     // the connection it was last sent on; 0: not sent yet
 }
 
 // Dial connects to a gateway at url (ws://host:port/ws), says hello and
@@ -279,7 +275,7 @@ func (c *Client) dispatch(m protocol.Message) {
 			delete(c.calls, m.ID)
 			c.mu.Unlock()
 			if cl != nil {
-				cl.fail(fmt.Errorf("%w: %w", ErrRejected, &e))
+				cl.state.Fail(fmt.Errorf("%w: %w", ErrRejected, &e))
 				return
 			}
 		}
@@ -292,7 +288,7 @@ func (c *Client) dispatch(m protocol.Message) {
 		}
 		c.mu.Unlock()
 		if cl != nil {
-			cl.add(m)
+			cl.state.Add(m)
 		}
 	default:
 		if c.opts.OnPush != nil {
@@ -373,7 +369,7 @@ func (c *Client) shutdown(code int, reason string) {
 	c.calls = make(map[string]*call)
 	c.mu.Unlock()
 	for _, cl := range calls {
-		cl.fail(fmt.Errorf("%w (close %d %s)", ErrClosed, code, reason))
+		cl.state.Fail(fmt.Errorf("%w (close %d %s)", ErrClosed, code, reason))
 	}
 	c.setState(StateClosed, code, reason)
 }
@@ -440,9 +436,9 @@ type requestFrame struct {
 // connection is re-sent with "after" if the session was resumed, and ends as
 // interrupted if it was not. If the write fails, the next connection retries.
 func (c *Client) flush(cl *call, ws *websocket.Conn, gen uint64, resumed bool) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if cl.finished || cl.gen == gen {
+	cl.sendMu.Lock()
+	defer cl.sendMu.Unlock()
+	if cl.state.Finished() || cl.gen == gen {
 		return
 	}
 	f := requestFrame{Type: cl.typ, ID: cl.id, Payload: cl.payload}
@@ -451,12 +447,10 @@ func (c *Client) flush(cl *call, ws *websocket.Conn, gen uint64, resumed bool) {
 			c.mu.Lock()
 			delete(c.calls, cl.id)
 			c.mu.Unlock()
-			e := protocol.Errorf(protocol.CodeInterrupted, "the session was lost; the request's outcome is unknown")
-			cl.addLocked(protocol.Message{Type: subjects.EventType(cl.typ, protocol.SuffixError), ID: cl.id, Seq: cl.lastSeq + 1, Payload: e.Payload()})
-			cl.addLocked(protocol.Message{Type: subjects.EventType(cl.typ, protocol.SuffixFinish), ID: cl.id, Seq: cl.lastSeq + 1})
+			cl.state.End(protocol.CodeInterrupted, "the session was lost; the request's outcome is unknown")
 			return
 		}
-		after := cl.lastSeq
+		after := cl.state.LastSeq()
 		f.After = &after
 	}
 	if c.writeTo(ws, f) == nil {
@@ -473,7 +467,8 @@ func (c *Client) start(typ string, payload any) (*call, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: encode payload: %w", err)
 	}
-	cl := &call{typ: typ, id: nuid.Next(), payload: raw, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	id := nuid.Next()
+	cl := &call{typ: typ, id: id, payload: raw, state: callstate.New(typ, id)}
 	c.mu.Lock()
 	if c.ctx.Err() != nil {
 		c.mu.Unlock()
@@ -497,63 +492,6 @@ func (c *Client) cancelCall(cl *call) {
 	}
 }
 
-func (cl *call) add(m protocol.Message) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	cl.addLocked(m)
-}
-
-func (cl *call) addLocked(m protocol.Message) {
-	if cl.finished || (m.Seq != 0 && m.Seq <= cl.lastSeq) {
-		return // never deliver a seq twice
-	}
-	cl.lastSeq = m.Seq
-	cl.msgs = append(cl.msgs, m)
-	select {
-	case cl.notify <- struct{}{}:
-	default:
-	}
-	if m.Suffix() == protocol.SuffixFinish {
-		cl.finished = true
-		close(cl.done)
-	}
-}
-
-func (cl *call) fail(err error) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if cl.finished {
-		return
-	}
-	cl.finished = true
-	cl.err = err
-	close(cl.done)
-	select {
-	case cl.notify <- struct{}{}:
-	default:
-	}
-}
-
-// result returns the call's messages and its error: the gateway's
-// rejection, or the first :error event as a *protocol.Error.
-func (cl *call) result() ([]protocol.Message, error) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if cl.err != nil {
-		return cl.msgs, cl.err
-	}
-	for i := range cl.msgs {
-		if cl.msgs[i].Suffix() == protocol.SuffixError {
-			var e protocol.Error
-			if err := cl.msgs[i].Decode(&e); err != nil || e.Code == "" {
-				e = protocol.Error{Code: protocol.CodeInternal, Message: "unreadable error event"}
-			}
-			return cl.msgs, &e
-		}
-	}
-	return cl.msgs, nil
-}
-
 // Call sends a request and returns every message of it once its :finish
 // arrives. If an :error arrived, the error is that *protocol.Error (the
 // messages are returned too). Cancelling ctx sends sys/cancel and returns
@@ -564,8 +502,8 @@ func (c *Client) Call(ctx context.Context, typ string, payload any) ([]protocol.
 		return nil, err
 	}
 	select {
-	case <-cl.done:
-		return cl.result()
+	case <-cl.state.Done():
+		return cl.state.Result()
 	case <-ctx.Done():
 		c.cancelCall(cl)
 		return nil, ctx.Err()
@@ -583,35 +521,7 @@ func (c *Client) Stream(ctx context.Context, typ string, payload any) iter.Seq2[
 			yield(protocol.Message{}, err)
 			return
 		}
-		next := 0
-		for {
-			cl.mu.Lock()
-			msgs, finished, ferr := cl.msgs[next:], cl.finished, cl.err
-			next = len(cl.msgs)
-			cl.mu.Unlock()
-			for _, m := range msgs {
-				if !yield(m, nil) {
-					if !finished {
-						c.cancelCall(cl)
-					}
-					return
-				}
-			}
-			if ferr != nil {
-				yield(protocol.Message{}, ferr)
-				return
-			}
-			if finished {
-				return
-			}
-			select {
-			case <-cl.notify:
-			case <-ctx.Done():
-				c.cancelCall(cl)
-				yield(protocol.Message{}, ctx.Err())
-				return
-			}
-		}
+		cl.state.Messages(ctx, func() { c.cancelCall(cl) })(yield)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"unsafe"
@@ -541,8 +542,15 @@ func TestRoute(t *testing.T) {
 	if r.Type() != "demo/count" {
 		t.Fatalf("Type() = %q", r.Type())
 	}
-	if r != protocol.NewRoute[params, result]("demo/count") {
-		t.Fatal("two declarations of one route differ")
+	type progress struct{ I int }
+	info := r.WithEvents(protocol.Event[progress]("progress")).Info()
+	if info.Type != "demo/count" || info.Params != reflect.TypeFor[params]() || len(info.Events) != 2 ||
+		info.Events[0] != (protocol.EventDecl{Suffix: "progress", Type: reflect.TypeFor[progress]()}) ||
+		info.Events[1] != (protocol.EventDecl{Suffix: "response", Type: reflect.TypeFor[result]()}) {
+		t.Fatalf("Info() = %+v", info)
+	}
+	if len(r.Info().Events) != 1 {
+		t.Fatal("WithEvents changed the route it was called on")
 	}
 }
 

@@ -2,6 +2,8 @@ package workers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"crypto/rand"
-	"encoding/base64"
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
+	"github.com/seed82ac63c1/fabric/internal/callstate"
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
 )
@@ -43,15 +43,10 @@ type children struct {
 type childCall struct {
 	typeName   string
 	typeTokens string
+	state      *callstate.Call
 
-	timer *time.Timer // the inactivity timeout, guarded by mu
-
-	mu       sync.Mutex
-	msgs     []protocol.Message
-	lastSeq  uint64
-	notify   chan struct{} // signalled on each message
-	done     chan struct{} // closed at the finish
-	finished bool
+	mu    sync.Mutex
+	timer *time.Timer // the inactivity timeout
 }
 
 func newChildren(w *Worker) *children {
@@ -92,8 +87,7 @@ func (c *children) start(ctx context.Context, parent *Request, typeName string, 
 		return nil, "", fmt.Errorf("workers: call: subscribe: %w", err)
 	}
 	id := nuid.Next()
-	cc := &childCall{typeName: typeName, typeTokens: subjects.TypeTokens(typeName),
-		notify: make(chan struct{}, 1), done: make(chan struct{})}
+	cc := &childCall{typeName: typeName, typeTokens: subjects.TypeTokens(typeName), state: callstate.New(typeName, id)}
 	h := nats.Header{subjects.HeaderID: {id}, subjects.HeaderSession: {c.session}}
 	if parent.User != "" {
 		h[subjects.HeaderUser] = []string{parent.User}
@@ -142,11 +136,7 @@ func (c *children) fail(id string, cc *childCall, code protocol.Code, message st
 	if stopWorker {
 		_ = c.w.nc.Publish(c.w.space.Cancel(c.session, id), nil)
 	}
-	e := protocol.Errorf(code, "%s", message)
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	cc.addLocked(protocol.Message{Type: subjects.EventType(cc.typeName, protocol.SuffixError), ID: id, Seq: cc.lastSeq + 1, Payload: e.Payload()})
-	cc.addLocked(protocol.Message{Type: subjects.EventType(cc.typeName, protocol.SuffixFinish), ID: id, Seq: cc.lastSeq + 1})
+	cc.state.End(code, message)
 }
 
 // onEvent receives the events of every child call, and NATS's
@@ -187,46 +177,7 @@ func (c *children) onEvent(m *nats.Msg) {
 		cc.timer.Reset(c.w.cfg.CallTimeout)
 		cc.mu.Unlock()
 	}
-	cc.add(protocol.Message{Type: subjects.EventType(cc.typeName, suffix), ID: id, Seq: seq, Payload: payload})
-}
-
-func (cc *childCall) add(m protocol.Message) {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	cc.addLocked(m)
-}
-
-func (cc *childCall) addLocked(m protocol.Message) {
-	if cc.finished || m.Seq <= cc.lastSeq {
-		return
-	}
-	cc.lastSeq = m.Seq
-	cc.msgs = append(cc.msgs, m)
-	select {
-	case cc.notify <- struct{}{}:
-	default:
-	}
-	if m.Suffix() == protocol.SuffixFinish {
-		cc.finished = true
-		close(cc.done)
-	}
-}
-
-// result returns the messages and, if an :error arrived, it as a
-// *protocol.Error.
-func (cc *childCall) result() ([]protocol.Message, error) {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	for i := range cc.msgs {
-		if cc.msgs[i].Suffix() == protocol.SuffixError {
-			var e protocol.Error
-			if err := cc.msgs[i].Decode(&e); err != nil || e.Code == "" {
-				e = protocol.Error{Code: protocol.CodeInternal, Message: "unreadable error event"}
-			}
-			return cc.msgs, &e
-		}
-	}
-	return cc.msgs, nil
+	cc.state.Add(protocol.Message{Type: subjects.EventType(cc.typeName, suffix), ID: id, Seq: seq, Payload: payload})
 }
 
 // Call sends a request for route typeName from inside a handler, as this
@@ -245,8 +196,8 @@ func (s *Stream) Call(ctx context.Context, typeName string, payload any) ([]prot
 		return nil, err
 	}
 	select {
-	case <-cc.done:
-		return cc.result()
+	case <-cc.state.Done():
+		return cc.state.Result()
 	case <-ctx.Done():
 		ch.cancel(id, cc)
 		return nil, ctx.Err()
@@ -265,31 +216,7 @@ func (s *Stream) CallStream(ctx context.Context, typeName string, payload any) i
 			yield(protocol.Message{}, err)
 			return
 		}
-		next := 0
-		for {
-			cc.mu.Lock()
-			msgs, finished := cc.msgs[next:], cc.finished
-			next = len(cc.msgs)
-			cc.mu.Unlock()
-			for _, m := range msgs {
-				if !yield(m, nil) {
-					if !finished {
-						ch.cancel(id, cc)
-					}
-					return
-				}
-			}
-			if finished {
-				return
-			}
-			select {
-			case <-cc.notify:
-			case <-ctx.Done():
-				ch.cancel(id, cc)
-				yield(protocol.Message{}, ctx.Err())
-				return
-			}
-		}
+		cc.state.Messages(ctx, func() { ch.cancel(id, cc) })(yield)
 	}
 }
 
