@@ -94,9 +94,18 @@ export interface FabricClient<R extends RouteMapOf<R> = AnyRoutes> {
     type: K,
     ...args: RequestArgs<R[K]["params"], StreamOptions>
   ): AsyncGenerator<RouteMessage<R, K>, void, undefined>;
-  /** Sends a request and ignores its events. Returns its id; throws FabricError for an invalid request. */
+  /**
+   * Sends a request and ignores its events. Returns its id; throws FabricError
+   * for an invalid request. A later rejection of it (the gateway's sys/error,
+   * or too_large for a request queued until a welcome with a smaller
+   * maxFrameBytes) goes to the on("sys/error") handlers, with its id.
+   */
   send<K extends RouteName<R>>(type: K, ...args: PayloadArgs<R[K]["params"]>): string;
-  /** Calls handler with each push of the type ("*": every push). Returns a function that unsubscribes. */
+  /**
+   * Calls handler with each push of the type ("*": every push). "sys/error"
+   * gets the gateway's rejections that no pending request owns and those of
+   * send() requests. Returns a function that unsubscribes.
+   */
   on(type: string, handler: PushHandler): () => void;
 }
 
@@ -115,10 +124,13 @@ class Call {
   gen = 0;
   /** The highest seq received. */
   lastSeq = 0;
-  /** The messages received and not yet consumed (all of them, for sendAsync). */
+  /** Every message received, for the result and for errors' messages (none for send()). */
   readonly msgs: Message[] = [];
-  /** Keep messages in msgs: false for send(), whose events nobody reads. */
-  keep = true;
+  /**
+   * Sent with send(): nobody reads its events, so msgs keeps none, and nobody
+   * awaits it, so its rejection goes to on("sys/error").
+   */
+  fireAndForget = false;
   finished = false;
   /** Set when it ended without a :finish: a rejection, a cancel, the client closing. */
   failed = false;
@@ -141,7 +153,7 @@ class Call {
       if (m.seq <= this.lastSeq) return false; // never deliver a seq twice
       this.lastSeq = m.seq;
     }
-    if (this.keep) this.msgs.push(m);
+    if (!this.fireAndForget) this.msgs.push(m);
     if (suffixOf(m.type) === SUFFIX_FINISH) this.finished = true;
     if (this.onEvent) {
       try {
@@ -193,6 +205,7 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
   readonly #backoffMin: number;
   readonly #backoffMax: number;
   readonly #connectTimeoutMs: number;
+  readonly #onReconnectTimeoutMs: number;
 
   #state: ClientState = "idle";
   #lastClose: CloseInfo | undefined;
@@ -212,6 +225,8 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #lastFrameAt = 0;
   #closePromise: Promise<void> | undefined;
+  /** Ends the wait for onReconnect's promise early: when its connection is lost or the client closes. */
+  #endReconnectHook: (() => void) | undefined;
 
   constructor(opts: ClientOptions) {
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -226,6 +241,7 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     this.#backoffMin = positive(opts.backoff?.minMs, 100);
     this.#backoffMax = Math.max(positive(opts.backoff?.maxMs, 10_000), this.#backoffMin);
     this.#connectTimeoutMs = positive(opts.connectTimeoutMs, 10_000);
+    this.#onReconnectTimeoutMs = positive(opts.onReconnectTimeoutMs, 10_000);
   }
 
   get state(): ClientState {
@@ -354,9 +370,9 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     call.listeners.add(onChange);
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      for (;;) {
-        // Consumed messages are dropped, so a long stream holds none.
-        for (let m = call.msgs.shift(); m !== undefined; m = call.msgs.shift()) yield m;
+      // The messages stay in call.msgs: an error thrown here carries them all.
+      for (let next = 0; ; ) {
+        while (next < call.msgs.length) yield call.msgs[next++] as Message;
         if (call.failed) throw call.error;
         if (call.finished) return;
         await new Promise<void>((resolve) => {
@@ -373,7 +389,7 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
   send(type: string, payload?: unknown): string {
     const call = this.#start(type, payload);
     if (call.failed) throw call.error; // too large for the gateway
-    call.keep = false;
+    call.fireAndForget = true;
     return call.id;
   }
 
@@ -457,7 +473,9 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     if (max > 0 && frame.length > max / 3 && new TextEncoder().encode(frame).length > max) {
       // The gateway would close the connection with 1009, again on every retry.
       this.#calls.delete(call.id);
-      call.fail(new FabricError(ErrorCode.TooLarge, `the request frame is larger than the gateway's maxFrameBytes (${max})`));
+      const message = `the request frame is larger than the gateway's maxFrameBytes (${max})`;
+      call.fail(new FabricError(ErrorCode.TooLarge, message));
+      if (call.fireAndForget) this.#emit(TYPE_ERROR, { type: TYPE_ERROR, id: call.id, payload: { code: ErrorCode.TooLarge, message } });
       return;
     }
     if (trySend(ws, frame)) call.gen = gen;
@@ -475,13 +493,17 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
 
   // --- connections ---
 
-  /** Opens a connection and says hello, resuming prev's session if given. */
-  #dial(prev: Welcome | undefined, failedAttempts: number): void {
+  /**
+   * Opens a connection and says hello, resuming prev's session if given.
+   * goingAwayRetry: this attempt is the immediate retry of one closed with a
+   * 1001 before its welcome.
+   */
+  #dial(prev: Welcome | undefined, failedAttempts: number, goingAwayRetry = false): void {
     let ws: WebSocketLike;
     try {
       ws = new this.#WebSocket(this.#url, SUBPROTOCOL);
     } catch (err) {
-      this.#dialFailed(CLOSE_ABNORMAL, `cannot open ${this.#url}: ${String(err)}`, prev, failedAttempts);
+      this.#dialFailed(CLOSE_ABNORMAL, `cannot open ${this.#url}: ${String(err)}`, prev, failedAttempts, goingAwayRetry);
       return;
     }
     this.#dialing = ws;
@@ -491,7 +513,7 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
       this.#dialing = undefined;
       clearTimeout(timer);
       closeQuietly(ws);
-      this.#dialFailed(CLOSE_ABNORMAL, reason, prev, failedAttempts);
+      this.#dialFailed(CLOSE_ABNORMAL, reason, prev, failedAttempts, goingAwayRetry);
     };
     const timer = setTimeout(() => giveUp(`no ${TYPE_WELCOME} within ${this.#connectTimeoutMs} ms`), this.#connectTimeoutMs);
     ws.addEventListener("open", () => {
@@ -530,7 +552,7 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
       if (this.#dialing !== ws) return;
       this.#dialing = undefined;
       clearTimeout(timer);
-      this.#dialFailed(code, reason || "the connection closed before its welcome", prev, failedAttempts);
+      this.#dialFailed(code, reason || "the connection closed before its welcome", prev, failedAttempts, goingAwayRetry);
     });
     ws.addEventListener("error", () => {
       // A close event follows.
@@ -538,16 +560,20 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
   }
 
   /** A connection attempt failed before its welcome. */
-  #dialFailed(code: number, reason: string, prev: Welcome | undefined, failedAttempts: number): void {
+  #dialFailed(code: number, reason: string, prev: Welcome | undefined, failedAttempts: number, goingAwayRetry: boolean): void {
     if (this.#state === "closed") return;
     this.#lastClose = { code, reason };
     // The first connection failing closes the client (as Dial fails in Go);
-    // a reconnect keeps trying, unless the close forbids it.
-    if (!prev || reconnectPolicy(code) === "never") {
+    // a reconnect keeps trying as the close code says: never, at once, or
+    // after the backoff. A second "immediately" in a row backs off, so that a
+    // gateway that keeps going away before the welcome is not hammered.
+    const policy = reconnectPolicy(code);
+    if (!prev || policy === "never") {
       this.#shutdown(code, reason);
       return;
     }
-    this.#scheduleReconnect(prev, failedAttempts + 1);
+    if (policy === "immediately" && !goingAwayRetry) this.#dial(prev, failedAttempts + 1, true);
+    else this.#scheduleReconnect(prev, failedAttempts + 1);
   }
 
   /** A connection was welcomed: re-send or end what was unfinished, send what waited. */
@@ -566,9 +592,11 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     const waiters = this.#openWaiters;
     this.#openWaiters = [];
     for (const waiter of waiters) waiter.resolve(w);
-    if (prev && this.#opts.onReconnect) {
+    const hook = this.#opts.onReconnect;
+    if (prev && hook) {
+      let result: unknown;
       try {
-        await this.#opts.onReconnect({
+        result = hook({
           welcome: w,
           resumed: w.resumed,
           previousSessionId: prev.sessionId,
@@ -579,9 +607,30 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
       } catch (err) {
         report(err);
       }
-      if (this.#ws !== ws) return; // lost again: the next connection flushes
+      if (isThenable(result) && this.#ws === ws) await this.#awaitReconnectHook(result);
+      if (this.#ws !== ws) return; // lost again (or closed): the next connection flushes
     }
     for (const call of [...this.#calls.values()]) this.#flush(call, ws, gen, w.resumed);
+  }
+
+  /**
+   * Waits for onReconnect's promise, but at most onReconnectTimeoutMs, and no
+   * longer than its connection lasts. A rejection, even a late one, is reported.
+   */
+  #awaitReconnectHook(result: PromiseLike<unknown>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        if (this.#endReconnectHook === end) this.#endReconnectHook = undefined;
+        resolve();
+      };
+      const timer = setTimeout(end, this.#onReconnectTimeoutMs);
+      this.#endReconnectHook = end;
+      Promise.resolve(result).then(end, (err: unknown) => {
+        report(err);
+        end();
+      });
+    });
   }
 
   /** Handles a frame after the welcome. */
@@ -602,9 +651,9 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
         if (call) {
           this.#calls.delete(call.id);
           call.fail(errorFromPayload(m.payload, [...call.msgs, m], ErrorCode.BadRequest));
-        } else {
-          this.#emit(TYPE_ERROR, m); // a frame the gateway rejected that no request owns
         }
+        // A frame the gateway rejected that no request owns, or a send() that nobody awaits.
+        if (!call || call.fireAndForget) this.#emit(TYPE_ERROR, m);
         return;
       }
     }
@@ -652,23 +701,24 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     this.#ws = undefined;
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
+    this.#endReconnectHook?.();
     this.#lastClose = { code, reason };
     this.#lostBy = { code, reason };
     const policy = reconnectPolicy(code);
-    if (this.#state === "closed" || !this.#reconnect || policy === "never" || !this.#welcome) {
+    if (this.#state === "closed" || !this.#reconnect || policy === "never") {
       this.#shutdown(code, reason);
       return;
     }
     this.#setState("reconnecting", { code, reason });
-    const prev = this.#welcome;
+    const prev = this.#welcome as Welcome; // #ws was welcomed
     if (policy === "immediately") this.#dial(prev, 0);
     else this.#scheduleReconnect(prev, 0);
   }
 
-  /** Dials again after a full-jitter backoff: random in [0, min(max, min·2^attempt)]. */
+  /** Dials again after a full-jitter backoff: a random whole number of ms in [0, min(max, min·2^attempt)]. */
   #scheduleReconnect(prev: Welcome, attempt: number): void {
-    const ceiling = Math.min(this.#backoffMax, this.#backoffMin * 2 ** Math.min(attempt, 30));
-    const delay = Math.floor(Math.random() * ceiling) + 1;
+    const ceiling = Math.floor(Math.min(this.#backoffMax, this.#backoffMin * 2 ** Math.min(attempt, 30)));
+    const delay = Math.floor(Math.random() * (ceiling + 1));
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
       if (this.#state !== "closed") this.#dial(prev, attempt);
@@ -688,6 +738,7 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     this.#dialing = undefined;
     if (dialing) closeQuietly(dialing);
     this.#state = "closed";
+    this.#endReconnectHook?.();
     const calls = [...this.#calls.values()];
     this.#calls.clear();
     for (const call of calls) call.fail(new ClosedError(code, reason, call.msgs.slice()));
@@ -814,12 +865,21 @@ export function randomTraceparent(): string {
   return `00-${randomHex(16)}-${randomHex(8)}-01`;
 }
 
-/** Reports an error thrown by an application callback without breaking the client. */
+/**
+ * Reports an error thrown by an application callback without breaking the
+ * client or the process: to reportError where there is one (browsers: the
+ * window's "error" event and the console), else to console.error (Node).
+ */
 function report(err: unknown): void {
-  const r = (globalThis as { reportError?: (e: unknown) => void }).reportError;
-  if (typeof r === "function") r(err);
-  else
-    setTimeout(() => {
-      throw err;
-    }, 0);
+  try {
+    const r = (globalThis as { reportError?: (e: unknown) => void }).reportError;
+    if (typeof r === "function") r.call(globalThis, err);
+    else console.error("fabric: an application callback threw:", err);
+  } catch {
+    // Reporting must not throw into the client.
+  }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (typeof v === "object" || typeof v === "function") && v !== null && typeof (v as { then?: unknown }).then === "function";
 }

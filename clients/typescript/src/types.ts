@@ -90,14 +90,20 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Reconnect and resume after a connection is lost. Default true. */
   reconnect?: boolean;
-  /** Full-jitter exponential backoff: attempt k waits random [0, min(maxMs, minMs·2^k)]. */
+  /** Full-jitter exponential backoff: attempt k waits a random whole number of ms in [0, min(maxMs, minMs·2^k)]. */
   backoff?: { minMs?: number; maxMs?: number };
   /**
    * Runs after a reconnect's sys/welcome, before unfinished requests are
    * re-sent (or ended as interrupted); requests made while it runs are sent at
-   * once. The re-sending waits for its promise.
+   * once. The re-sending waits for its promise, at most onReconnectTimeoutMs.
    */
   onReconnect?: (info: ReconnectInfo) => void | Promise<void>;
+  /**
+   * How long the re-sending waits for onReconnect's promise; then it goes on
+   * as if the promise had resolved (a later rejection is still reported).
+   * Default 10000.
+   */
+  onReconnectTimeoutMs?: number;
   /** Told of every state change, with the close code and reason that caused it. */
   onState?: (state: ConnectionState, info: StateInfo) => void;
   /** Sent in sys/hello as "client". Default "fabric-ts". */

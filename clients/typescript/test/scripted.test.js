@@ -1,7 +1,8 @@
 // The client against a scripted gateway (a ws server in this process), for
 // what a real fabric does not do on demand: duplicate seqs, sys/error for a
-// request, the exact frames of a resume, close codes 1001 and 45xx, a first
-// connection that fails, a request larger than maxFrameBytes.
+// request, the exact frames of a resume, close codes 1001 and 45xx (also before
+// a reconnect's welcome), a first connection that fails, a request larger than
+// maxFrameBytes, the backoff's delays, throwing or hanging callbacks.
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket, { WebSocketServer } from "ws";
@@ -330,6 +331,252 @@ describe("scripted gateway", { timeout: 15_000 }, () => {
     await assert.rejects(client.sendAsync("t/big", "é".repeat(100)), { code: "too_large" });
     assert.deepEqual(await client.sendAsync("t/small", "ok"), [{ type: "t/small:finish", id: gw.conns[0].frames[1].id, seq: 1 }]);
     assert.equal(gw.conns[0].frames.length, 2, "the large request was not sent");
+  });
+
+  test("exceptions thrown by callbacks go to console.error where there is no reportError; nothing crashes", async () => {
+    const logged = [];
+    const realConsoleError = console.error;
+    const hadReportError = Object.prototype.hasOwnProperty.call(globalThis, "reportError");
+    const realReportError = globalThis.reportError;
+    console.error = (...args) => logged.push(args);
+    delete globalThis.reportError; // Node 20 has none; a later Node might
+    cleanups.push(() => {
+      console.error = realConsoleError;
+      if (hadReportError) globalThis.reportError = realReportError;
+      else delete globalThis.reportError;
+    });
+    const thrown = (what) => {
+      throw new Error(`boom: ${what}`);
+    };
+    const { gw, client } = await setup(
+      (conn, f) => {
+        if (f.type === "sys/hello") {
+          conn.welcome(conn.n === 1 ? {} : { sessionId: f.payload.resume.sessionId, resumed: true });
+        } else if (f.type === "t/x") {
+          conn.send({ type: "t/push", payload: 1 });
+          conn.send({ type: "t/x:response", id: f.id, seq: 1, payload: "ok" });
+          conn.send({ type: "t/x:finish", id: f.id, seq: 2 });
+        }
+      },
+      {
+        backoff: { minMs: 1, maxMs: 1 },
+        onState: () => thrown("onState"),
+        traceparent: () => thrown("traceparent"),
+        onReconnect: async () => thrown("onReconnect"),
+      },
+    );
+    client.on("t/push", () => thrown("push"));
+    const msgs = await client.sendAsync("t/x", undefined, { onEvent: () => thrown("onEvent") });
+    assert.deepEqual(msgs.map((m) => m.type), ["t/x:response", "t/x:finish"]);
+    assert.match(gw.conns[0].frames[1].traceparent, TRACEPARENT, "a random traceparent when the hook throws");
+    gw.conns[0].ws.terminate();
+    await waitFor(() => gw.conns.length === 2 && client.state === "open", "the reconnect");
+    await waitFor(() => logged.some((a) => a.some((x) => x instanceof Error && x.message === "boom: onReconnect")), "onReconnect's error");
+    await sleep(20); // a re-throw from a timer would have happened by now
+    const messages = logged.map((args) => args.find((x) => x instanceof Error)?.message);
+    for (const what of ["onState", "traceparent", "push", "onEvent", "onReconnect"]) {
+      assert.ok(messages.includes(`boom: ${what}`), `${what}'s exception is logged`);
+    }
+    assert.equal(client.state, "open");
+
+    // Where reportError exists (browsers), it gets them instead.
+    const reported = [];
+    globalThis.reportError = (err) => reported.push(err);
+    const before = logged.length;
+    await client.sendAsync("t/x");
+    await waitFor(() => reported.length === 2, "the reported errors");
+    assert.deepEqual(reported.map((e) => e.message), ["boom: traceparent", "boom: push"]);
+    assert.equal(logged.length, before, "nothing more on the console");
+  });
+
+  test("a sys/error for a send() request, or a queued send() too large, reaches on('sys/error')", async () => {
+    const { gw, client } = await setup((conn, f) => {
+      if (f.type === "sys/hello") setTimeout(() => conn.welcome({ limits: { maxFrameBytes: 200, maxInFlight: 8 } }), 20);
+      else if (f.type === "t/reject") conn.send({ type: "sys/error", id: f.id, payload: { code: "bad_request", message: "rejected on purpose" } });
+    });
+    const errors = [];
+    client.on("sys/error", (m) => errors.push(m));
+    const bigId = client.send("t/big", "é".repeat(100)); // queued until the welcome
+    await client.connect();
+    await waitFor(() => errors.length === 1, "the too-large rejection");
+    assert.equal(errors[0].type, "sys/error");
+    assert.equal(errors[0].id, bigId);
+    assert.equal(errors[0].payload.code, "too_large");
+    assert.match(errors[0].payload.message, /maxFrameBytes \(200\)/);
+    assert.equal(gw.conns[0].frames.length, 1, "the large request was not sent");
+
+    const id = client.send("t/reject", "x");
+    await waitFor(() => errors.length === 2, "the gateway's rejection");
+    assert.deepEqual(errors[1], { type: "sys/error", id, payload: { code: "bad_request", message: "rejected on purpose" } });
+
+    // A rejection of a sendAsync request is that request's, not the handlers'.
+    await assert.rejects(client.sendAsync("t/reject"), { code: "bad_request" });
+    await sleep(20);
+    assert.equal(errors.length, 2);
+  });
+
+  test("an error thrown by stream() carries the messages it already yielded", async () => {
+    const { gw, client } = await setup((conn, f) => {
+      if (f.type === "sys/hello") conn.welcome();
+      else if (f.type === "t/s") {
+        conn.send({ type: "t/s:progress", id: f.id, seq: 1, payload: 1 });
+        conn.send({ type: "t/s:progress", id: f.id, seq: 2, payload: 2 });
+      }
+    });
+    await client.connect();
+    const seen = [];
+    let err;
+    try {
+      for await (const m of client.stream("t/s")) {
+        seen.push(m);
+        if (m.seq === 2) {
+          const req = gw.conns[0].frames.find((f) => f.type === "t/s");
+          gw.conns[0].send({ type: "sys/error", id: req.id, payload: { code: "bad_request", message: "no more" } });
+        }
+      }
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof FabricError);
+    assert.equal(err.code, "bad_request");
+    assert.deepEqual(err.messages.map((m) => [m.type, m.seq]), [["t/s:progress", 1], ["t/s:progress", 2], ["sys/error", undefined]]);
+    assert.deepEqual(err.messages.slice(0, 2), seen);
+
+    // Likewise a ClosedError.
+    err = undefined;
+    try {
+      for await (const m of client.stream("t/s")) {
+        if (m.seq === 2) void client.close();
+      }
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof ClosedError);
+    assert.deepEqual(err.messages.map((m) => [m.type, m.seq]), [["t/s:progress", 1], ["t/s:progress", 2]]);
+  });
+
+  test("backoff is full jitter: random in [0, ceiling]", async () => {
+    const { gw, client } = await setup(
+      (conn, f) => {
+        if (f.type === "sys/hello") conn.welcome();
+      },
+      { backoff: { minMs: 1000, maxMs: 1000 } },
+    );
+    await client.connect();
+    const delays = [];
+    const realSetTimeout = globalThis.setTimeout;
+    globalThis.setTimeout = (fn, ms, ...args) => {
+      delays.push(ms);
+      return realSetTimeout(fn, ms, ...args);
+    };
+    cleanups.push(() => {
+      globalThis.setTimeout = realSetTimeout;
+    });
+    Math.random = () => 0.5;
+    gw.conns[0].ws.terminate();
+    await waitFor(() => client.state === "reconnecting", "reconnecting");
+    globalThis.setTimeout = realSetTimeout;
+    assert.ok(delays.includes(500), `the middle of [0, 1000] (delays: ${delays})`);
+    assert.ok(!delays.includes(501), `not shifted by 1 ms (delays: ${delays})`);
+  });
+
+  test("a 1001 before a reconnect attempt's welcome retries at once (once in a row)", async () => {
+    let goingAway = 1;
+    const { gw, client, states } = await setup(
+      (conn, f) => {
+        if (f.type !== "sys/hello") return;
+        if (conn.n === 1) {
+          conn.welcome();
+          setTimeout(() => conn.ws.close(1001, "going away"), 10);
+        } else if (goingAway > 0) {
+          goingAway--;
+          conn.ws.close(1001, "going away too");
+        } else {
+          conn.welcome({ sessionId: f.payload.resume.sessionId, resumed: true });
+        }
+      },
+      { backoff: { minMs: 10_000, maxMs: 10_000 } },
+    );
+    Math.random = () => 0.999; // a backoff would wait ~10 s
+    await client.connect();
+    await waitFor(() => gw.conns.length === 3 && client.state === "open", "the third connection", 2000);
+    assert.deepEqual(states.map((x) => x.s), ["connecting", "open", "reconnecting", "open"]);
+    assert.equal(client.welcome.resumed, true);
+
+    // A gateway that keeps going away before the welcome is not hammered:
+    // the second 1001 in a row waits the backoff.
+    goingAway = Infinity;
+    gw.conns[2].ws.close(1001, "going away");
+    await waitFor(() => gw.conns.length === 5, "two immediate attempts", 2000);
+    await sleep(200);
+    assert.equal(gw.conns.length, 5, "then the backoff");
+    assert.equal(client.state, "reconnecting");
+  });
+
+  test("a 4xxx-never close before a reconnect attempt's welcome closes the client", async () => {
+    const { gw, client } = await setup(
+      (conn, f) => {
+        if (f.type !== "sys/hello") return;
+        if (conn.n === 1) {
+          conn.welcome();
+          setTimeout(() => conn.ws.close(1001, "going away"), 10);
+        } else conn.ws.close(4502, "unauthorized");
+      },
+      { backoff: { minMs: 1, maxMs: 1 } },
+    );
+    await client.connect();
+    await waitFor(() => client.state === "closed", "closed");
+    await sleep(50);
+    assert.equal(gw.conns.length, 2);
+    assert.deepEqual(client.lastClose, { code: 4502, reason: "unauthorized" });
+  });
+
+  test("an onReconnect that never settles delays the re-sends by onReconnectTimeoutMs only", async () => {
+    let hookAt = 0;
+    const sentAt = {};
+    let queued;
+    const { gw, client } = await setup(
+      (conn, f) => {
+        if (f.type === "sys/hello") {
+          conn.welcome(conn.n === 1 ? {} : { sessionId: f.payload.resume.sessionId, resumed: true });
+          return;
+        }
+        if (conn.n === 1) {
+          if (f.type === "t/long") {
+            conn.send({ type: "t/long:progress", id: f.id, seq: 1 });
+            setTimeout(() => conn.ws.close(1001, "going away"), 10);
+          }
+          return;
+        }
+        sentAt[f.type] = Date.now();
+        if (f.type === "t/long") {
+          conn.send({ type: "t/long:response", id: f.id, seq: f.after + 1, payload: "resumed" });
+          conn.send({ type: "t/long:finish", id: f.id, seq: f.after + 2 });
+        } else {
+          conn.send({ type: `${f.type}:finish`, id: f.id, seq: 1 });
+        }
+      },
+      {
+        onReconnectTimeoutMs: 150,
+        onReconnect: () => {
+          hookAt = Date.now();
+          return new Promise(() => {}); // never settles
+        },
+        onState: (s) => {
+          if (s === "reconnecting") queued = client.sendAsync("t/queued", undefined, { timeoutMs: 3000 });
+        },
+      },
+    );
+    await client.connect();
+    const msgs = await client.sendAsync("t/long", undefined, { timeoutMs: 3000 });
+    assert.deepEqual(msgs.map((m) => [m.type, m.seq]), [["t/long:progress", 1], ["t/long:response", 2], ["t/long:finish", 3]]);
+    assert.deepEqual((await queued).map((m) => m.type), ["t/queued:finish"]);
+    assert.ok(hookAt > 0);
+    for (const type of ["t/long", "t/queued"]) {
+      const waited = sentAt[type] - hookAt;
+      assert.ok(waited >= 140 && waited < 1500, `${type} was sent ${waited} ms after onReconnect`);
+    }
+    assert.equal(gw.conns.length, 2);
   });
 
   test("a client with no WebSocket implementation is refused at once", { skip: globalThis.WebSocket !== undefined }, () => {

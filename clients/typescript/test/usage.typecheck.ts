@@ -23,6 +23,7 @@ export async function node(): Promise<void> {
     onReconnect: async (info) => {
       await client.sendAsync("chat/restore", { session: info.previousSessionId });
     },
+    onReconnectTimeoutMs: 5000,
     traceparent: () => "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
   });
   const welcome: Welcome = await client.connect();
