@@ -3,10 +3,10 @@ GO        ?= go
 STATICCHECK_VERSION ?= v0.8.2
 TOOLS     := $(CURDIR)/bin
 
-.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev gen ts-test
+.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev gen ts-test asyncapi-check
 
 ## test: every check and every test, with the race detector
-test: lint race ts-test
+test: lint race ts-test asyncapi-check
 
 ## race: all tests with the race detector
 race:
@@ -15,6 +15,10 @@ race:
 ## ts-test: the TypeScript client's typecheck and tests (against a real fabric dev)
 ts-test:
 	cd clients/typescript && npm ci && npm run typecheck && npm test
+
+## asyncapi-check: validate docs/asyncapi.json with the official AsyncAPI parser (@asyncapi/parser)
+asyncapi-check:
+	cd tools/asyncapi-check && npm ci && node check.mjs ../../docs/asyncapi.json
 
 ## unit: all tests, quickly, without the race detector
 unit:
@@ -51,10 +55,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime 20s ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzTypeNameToSubject -fuzztime 20s ./subjects
 
-## gen: regenerate generated files (the TypeScript code catalogue and demo route map)
+## gen: regenerate generated files (the TypeScript code catalogue and demo route map, the AsyncAPI document)
 gen:
 	$(GO) run ./cmd/fabric gen ts-codes --out clients/typescript/src/codes.ts
 	$(GO) run ./cmd/fabric gen ts --out clients/typescript/src/demo-routes.ts
+	$(GO) run ./cmd/fabric gen asyncapi --out docs/asyncapi.json
 
 ## build: the fabric binary
 build:

@@ -13,19 +13,29 @@ import (
 	"github.com/seed82ac63c1/fabric/workers/demo"
 )
 
-// Where the TypeScript client keeps its generated modules.
+// Where the generated files are kept: the TypeScript client's modules and
+// the AsyncAPI document of the demo routes.
 const (
 	tsCodesFile  = "clients/typescript/src/codes.ts"
 	tsRoutesFile = "clients/typescript/src/demo-routes.ts"
+	asyncAPIFile = "docs/asyncapi.json"
+)
+
+// The AsyncAPI document's title and subject prefix.
+const (
+	asyncAPITitle  = "Fabric demo routes"
+	asyncAPIPrefix = "fabric"
 )
 
 func runGen(args []string, stdout io.Writer) error {
 	fs := newFlagSet("gen")
 	out := fs.String("out", "", "file to write (default: standard output)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: fabric gen ts|ts-codes [--out FILE]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: fabric gen ts|ts-codes|asyncapi [--out FILE]\n\n"+
 			"ts        the demo routes as a TypeScript route map (%s)\n"+
-			"ts-codes  the error and close code catalogue as TypeScript (%s)\n\nFlags:\n", tsRoutesFile, tsCodesFile)
+			"ts-codes  the error and close code catalogue as TypeScript (%s)\n"+
+			"asyncapi  the NATS contract of the demo routes as an AsyncAPI 3 document (%s)\n\nFlags:\n",
+			tsRoutesFile, tsCodesFile, asyncAPIFile)
 		fs.PrintDefaults()
 	}
 	pos, err := parse(fs, args)
@@ -44,6 +54,10 @@ func runGen(args []string, stdout io.Writer) error {
 		}
 	case "ts-codes":
 		src = tsCodes()
+	case "asyncapi":
+		if src, err = codegen.AsyncAPI(asyncAPITitle, asyncAPIPrefix, demo.Routes()); err != nil {
+			return err
+		}
 	default:
 		fs.Usage()
 		return exitError(2)

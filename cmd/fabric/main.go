@@ -21,7 +21,9 @@ Usage:
   fabric gateway  --listen ADDR --nats URL[,URL]   a gateway against a NATS server or cluster
   fabric worker   --nats URL[,URL] --demo          a worker serving the demo routes
   fabric call     TYPE [JSON] [--url ws://…/ws]    send one request, print each event as a JSON line
-  fabric gen      ts|ts-codes [--out FILE]         TypeScript route map / code catalogue, from Go
+  fabric gen      ts|ts-codes|asyncapi [--out FILE]
+                                                   TypeScript route map / code catalogue, AsyncAPI
+                                                   document of the NATS contract, from Go
 
 Every flag can also be set by an environment variable: --request-timeout is
 FABRIC_REQUEST_TIMEOUT. Run "fabric COMMAND -h" for a command's flags.

@@ -192,3 +192,20 @@ func TestGeneratedTSRoutesUpToDate(t *testing.T) {
 		t.Fatalf("%s is stale: run `make gen`", tsRoutesFile)
 	}
 }
+
+// TestGeneratedAsyncAPIUpToDate fails when the AsyncAPI document no longer
+// matches the Go demo route declarations or the generator: run `make gen`.
+// `make asyncapi-check` validates the document with the official parser.
+func TestGeneratedAsyncAPIUpToDate(t *testing.T) {
+	committed, err := os.ReadFile("../../" + asyncAPIFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := codegen.AsyncAPI(asyncAPITitle, asyncAPIPrefix, demo.Routes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(committed) != string(src) {
+		t.Fatalf("%s is stale: run `make gen`", asyncAPIFile)
+	}
+}
