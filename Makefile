@@ -6,7 +6,7 @@ TOOLS     := $(CURDIR)/bin
 .PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev gen ts-test asyncapi-check
 
 ## test: every check and every test, with the race detector
-test: lint race ts-test asyncapi-check
+test: lint asyncapi-check race ts-test
 
 ## race: all tests with the race detector
 race:
