@@ -561,41 +561,17 @@ func (g *schemaGen) object(t reflect.Type) (obj, error) {
 }
 
 func (g *schemaGen) fields(t reflect.Type, props obj, required *[]string) error {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		if f.Anonymous && name == "" {
-			ft := f.Type
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct {
-				if err := g.fields(ft, props, required); err != nil {
-					return err
-				}
-				continue
-			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
+	return jsonFields(t, func(name string, f reflect.StructField, optional bool) error {
 		s, err := g.schema(f.Type)
 		if err != nil {
 			return fmt.Errorf("field %s: %w", f.Name, err)
 		}
 		props[name] = s
-		if !strings.Contains(","+opts+",", ",omitempty,") && !strings.Contains(","+opts+",", ",omitzero,") {
+		if !optional {
 			*required = append(*required, name)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // nullable returns a schema that also admits null: a type list for a schema

@@ -171,42 +171,18 @@ func (g *tsGen) body(t reflect.Type, indent string) (string, error) {
 }
 
 func (g *tsGen) fields(t reflect.Type, out *[]string) error {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		if f.Anonymous && name == "" {
-			ft := f.Type
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct {
-				if err := g.fields(ft, out); err != nil {
-					return err
-				}
-				continue
-			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
+	return jsonFields(t, func(name string, f reflect.StructField, optional bool) error {
 		ts, err := g.ref(f.Type)
 		if err != nil {
 			return fmt.Errorf("field %s: %w", f.Name, err)
 		}
-		optional := ""
-		if strings.Contains(","+opts+",", ",omitempty,") || strings.Contains(","+opts+",", ",omitzero,") {
-			optional = "?"
+		mark := ""
+		if optional {
+			mark = "?"
 		}
-		*out = append(*out, fmt.Sprintf("%s%s: %s;", tsKey(name), optional, ts))
-	}
-	return nil
+		*out = append(*out, fmt.Sprintf("%s%s: %s;", tsKey(name), mark, ts))
+		return nil
+	})
 }
 
 // tsKey quotes a property name that is not a plain identifier.
