@@ -27,13 +27,6 @@ type request struct {
 	timer      *time.Timer // the inactivity timeout
 }
 
-// statusNoResponders is the NATS status of a request that no subscriber was
-// interested in.
-const (
-	statusNoResponders = "503"
-	natsStatusHeader   = "Status"
-)
-
 // start accepts a request from the client. It returns an error for a frame
 // to reject with sys/error; every request it accepts ends with one :finish.
 func (s *session) start(f *protocol.ClientFrame) error {
@@ -113,7 +106,7 @@ func (s *session) onEvent(m *nats.Msg) {
 		return // a late event of a cancelled, timed-out or interrupted request
 	}
 	if tail == "" {
-		if m.Header.Get(natsStatusHeader) == statusNoResponders {
+		if m.Header.Get(subjects.HeaderStatus) == subjects.StatusNoResponders {
 			s.failLocked(r, outcomeNoResponders, protocol.Errorf(protocol.CodeNoResponders,
 				"no worker serves %s", r.typeName))
 		}

@@ -171,3 +171,11 @@ const (
 	HeaderTraceparent = "traceparent"    // W3C trace context
 	HeaderTracestate  = "tracestate"     // W3C trace context
 )
+
+// NATS's status header and the status a request gets when no subscriber is
+// interested in its subject. The status arrives on the reply subject R, with
+// no body.
+const (
+	HeaderStatus       = "Status"
+	StatusNoResponders = "503"
+)

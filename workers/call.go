@@ -153,7 +153,7 @@ func (c *children) onEvent(m *nats.Msg) {
 		return
 	}
 	if tail == "" {
-		if m.Header.Get("Status") == "503" {
+		if m.Header.Get(subjects.HeaderStatus) == subjects.StatusNoResponders {
 			c.fail(id, cc, protocol.CodeNoResponders, "no worker serves "+cc.typeName, false)
 		}
 		return
