@@ -318,24 +318,15 @@ func TestSlowConsumer(t *testing.T) {
 func blockingWorker(t *testing.T, f *fabrictest.Fabric) <-chan string {
 	t.Helper()
 	cancelled := make(chan string, 16)
-	w, err := workers.New(fabrictest.Connect(t, f.NATS, "block-worker"), workers.Config{}, workers.WithLogger(fabrictest.Logger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = w.HandleRaw("test/block", workers.HandlerFunc(func(ctx context.Context, req *workers.Request, s *workers.Stream) error {
-		_ = s.Progress("started")
-		<-ctx.Done()
-		cancelled <- req.ID
-		_ = s.Progress("too late") // dropped by the gateway
-		return ctx.Err()
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Shutdown(context.Background()) })
+	fabrictest.StartWorker(t, fabrictest.Connect(t, f.NATS, "block-worker"), workers.Config{}, func(w *workers.Worker) error {
+		return w.HandleRaw("test/block", workers.HandlerFunc(func(ctx context.Context, req *workers.Request, s *workers.Stream) error {
+			_ = s.Progress("started")
+			<-ctx.Done()
+			cancelled <- req.ID
+			_ = s.Progress("too late") // dropped by the gateway
+			return ctx.Err()
+		}))
+	})
 	return cancelled
 }
 

@@ -226,20 +226,15 @@ func TestSessionIsolation(t *testing.T) {
 func TestResumeWithStuckWorker(t *testing.T) {
 	f := fabrictest.Start(t, gateway.Config{})
 	release := make(chan struct{})
-	w, err := workers.New(fabrictest.Connect(t, f.NATS, "stuck-worker"), workers.Config{}, workers.WithLogger(fabrictest.Logger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = w.HandleRaw("test/stuck", workers.HandlerFunc(func(_ context.Context, _ *workers.Request, s *workers.Stream) error {
-		_ = s.Progress(1)
-		<-release // ignores its ctx
-		_ = s.Progress("late")
-		return nil
-	}))
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { close(release); _ = w.Shutdown(context.Background()) })
+	fabrictest.StartWorker(t, fabrictest.Connect(t, f.NATS, "stuck-worker"), workers.Config{}, func(w *workers.Worker) error {
+		return w.HandleRaw("test/stuck", workers.HandlerFunc(func(_ context.Context, _ *workers.Request, s *workers.Stream) error {
+			_ = s.Progress(1)
+			<-release // ignores its ctx
+			_ = s.Progress("late")
+			return nil
+		}))
+	})
+	t.Cleanup(func() { close(release) }) // runs before the worker's shutdown
 
 	ws, w1 := fabrictest.Hello(t, f.Gateway.URL)
 	ws.Request("test/stuck", "s1", nil)

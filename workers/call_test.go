@@ -21,15 +21,7 @@ import (
 func agents(t *testing.T, cfg workers.Config, register func(w *workers.Worker)) *fabrictest.Fabric {
 	t.Helper()
 	f := fabrictest.Start(t, gateway.Config{})
-	w, err := workers.New(fabrictest.Connect(t, f.NATS, "agents"), cfg, workers.WithLogger(fabrictest.Logger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	register(w)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Shutdown(context.Background()) })
+	fabrictest.StartWorker(t, fabrictest.Connect(t, f.NATS, "agents"), cfg, func(w *workers.Worker) error { register(w); return nil })
 	return f
 }
 

@@ -39,15 +39,7 @@ const session = "AAAAAAAAAAAAAAAAAAAAAA"
 func newWorker(t *testing.T, cfg workers.Config, register func(w *workers.Worker)) (*workers.Worker, *bus) {
 	t.Helper()
 	ns := fabrictest.NATS(t)
-	w, err := workers.New(fabrictest.Connect(t, ns, "worker"), cfg, workers.WithLogger(fabrictest.Logger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	register(w)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Shutdown(context.Background()) })
+	w := fabrictest.StartWorker(t, fabrictest.Connect(t, ns, "worker"), cfg, func(w *workers.Worker) error { register(w); return nil })
 	return w, &bus{t: t, nc: fabrictest.Connect(t, ns, "gateway")}
 }
 

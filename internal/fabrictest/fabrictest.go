@@ -84,14 +84,15 @@ func StartGateway(t testing.TB, nc *nats.Conn, cfg gateway.Config) *Gateway {
 	return &Gateway{Gateway: g, Server: srv, URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
 }
 
-// StartDemoWorker starts a worker serving the demo routes on nc.
-func StartDemoWorker(t testing.TB, nc *nats.Conn, cfg workers.Config) *workers.Worker {
+// StartWorker starts a worker on nc whose routes register adds, and shuts
+// it down at cleanup.
+func StartWorker(t testing.TB, nc *nats.Conn, cfg workers.Config, register func(*workers.Worker) error) *workers.Worker {
 	t.Helper()
 	w, err := workers.New(nc, cfg, workers.WithLogger(Logger()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := demo.Register(w); err != nil {
+	if err := register(w); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Start(); err != nil {
@@ -103,6 +104,12 @@ func StartDemoWorker(t testing.TB, nc *nats.Conn, cfg workers.Config) *workers.W
 		_ = w.Shutdown(ctx)
 	})
 	return w
+}
+
+// StartDemoWorker starts a worker serving the demo routes on nc.
+func StartDemoWorker(t testing.TB, nc *nats.Conn, cfg workers.Config) *workers.Worker {
+	t.Helper()
+	return StartWorker(t, nc, cfg, demo.Register)
 }
 
 // Fabric is a running fabric: NATS, one gateway, one demo worker.
