@@ -532,10 +532,8 @@ func Invoke[P, R any](ctx context.Context, c *Client, route protocol.Route[P, R]
 	if err != nil {
 		return result, err
 	}
-	for i := range msgs {
-		if msgs[i].Suffix() == protocol.SuffixResponse {
-			return result, msgs[i].Decode(&result)
-		}
+	if err := callstate.DecodeResponse(msgs, &result); err != nil {
+		return result, fmt.Errorf("client: %s: %w", route.Type(), err)
 	}
-	return result, fmt.Errorf("client: %s finished without a response", route.Type())
+	return result, nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"iter"
 	"strconv"
@@ -228,10 +227,8 @@ func Invoke[P, R any](ctx context.Context, s *Stream, route protocol.Route[P, R]
 	if err != nil {
 		return result, err
 	}
-	for i := range msgs {
-		if msgs[i].Suffix() == protocol.SuffixResponse {
-			return result, msgs[i].Decode(&result)
-		}
+	if err := callstate.DecodeResponse(msgs, &result); err != nil {
+		return result, fmt.Errorf("workers: %s: %w", route.Type(), err)
 	}
-	return result, errors.New("workers: " + route.Type() + " finished without a response")
+	return result, nil
 }

@@ -9,6 +9,7 @@ package callstate
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"sync"
 
@@ -160,4 +161,18 @@ func (c *Call) Messages(ctx context.Context, abandon func()) iter.Seq2[protocol.
 			}
 		}
 	}
+}
+
+// ErrNoResponse is returned by DecodeResponse for a request that finished
+// without a :response event.
+var ErrNoResponse = errors.New("finished without a response")
+
+// DecodeResponse decodes the :response among a request's messages into v.
+func DecodeResponse(msgs []protocol.Message, v any) error {
+	for i := range msgs {
+		if msgs[i].Suffix() == protocol.SuffixResponse {
+			return msgs[i].Decode(v)
+		}
+	}
+	return ErrNoResponse
 }
