@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -132,11 +133,25 @@ func (g *tsGen) ref(t reflect.Type) (string, error) {
 	}
 }
 
+// tsGlobals are the names of TypeScript's and the DOM's global types that
+// a Go type's name could hide.
+var tsGlobals = map[string]bool{
+	"Array": true, "Blob": true, "Boolean": true, "Date": true, "Error": true, "Event": true,
+	"Function": true, "Map": true, "Message": true, "Number": true, "Object": true,
+	"Promise": true, "Record": true, "RegExp": true, "Response": true, "Request": true,
+	"Set": true, "String": true, "Symbol": true, "URL": true, "WebSocket": true,
+}
+
 // declare writes `export interface Name {…}` once per named struct type.
 func (g *tsGen) declare(t reflect.Type) (string, error) {
 	name := t.Name()
 	if i := strings.IndexByte(name, '['); i >= 0 { // a generic type's instance
 		name = name[:i]
+	}
+	if tsGlobals[name] {
+		// protocol.Error must not hide TypeScript's Error: ProtocolError.
+		pkg := path.Base(t.PkgPath())
+		name = strings.ToUpper(pkg[:1]) + pkg[1:] + name
 	}
 	if prev, ok := g.names[name]; ok {
 		if prev != t {

@@ -11,6 +11,7 @@ import (
 	"github.com/seed82ac63c1/fabric/codegen"
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/workers/demo"
+	"github.com/seed82ac63c1/fabric/workers/demo/agents"
 )
 
 // Where the generated files are kept: the TypeScript client's modules and
@@ -49,13 +50,13 @@ func runGen(args []string, stdout io.Writer) error {
 	var src []byte
 	switch pos[0] {
 	case "ts":
-		if src, err = codegen.TypeScript("Demo", demo.Routes()); err != nil {
+		if src, err = codegen.TypeScript("Demo", demoRoutes()); err != nil {
 			return err
 		}
 	case "ts-codes":
 		src = tsCodes()
 	case "asyncapi":
-		if src, err = codegen.AsyncAPI(asyncAPITitle, asyncAPIPrefix, demo.Routes()); err != nil {
+		if src, err = codegen.AsyncAPI(asyncAPITitle, asyncAPIPrefix, demoRoutes()); err != nil {
 			return err
 		}
 	default:
@@ -137,4 +138,10 @@ func pascal(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// demoRoutes are the routes `fabric dev` serves: the demo routes and the
+// multi-agent demo's.
+func demoRoutes() []protocol.RouteInfo {
+	return append(demo.Routes(), agents.Routes()...)
 }

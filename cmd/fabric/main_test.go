@@ -15,7 +15,6 @@ import (
 	"github.com/seed82ac63c1/fabric/codegen"
 	"github.com/seed82ac63c1/fabric/internal/fabrictest"
 	"github.com/seed82ac63c1/fabric/protocol"
-	"github.com/seed82ac63c1/fabric/workers/demo"
 )
 
 var fabricBin string
@@ -184,7 +183,7 @@ func TestGeneratedTSRoutesUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := codegen.TypeScript("Demo", demo.Routes())
+	src, err := codegen.TypeScript("Demo", demoRoutes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +200,7 @@ func TestGeneratedAsyncAPIUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := codegen.AsyncAPI(asyncAPITitle, asyncAPIPrefix, demo.Routes())
+	src, err := codegen.AsyncAPI(asyncAPITitle, asyncAPIPrefix, demoRoutes())
 	if err != nil {
 		t.Fatal(err)
 	}
