@@ -61,7 +61,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	defer gatewayNC.Close()
-	err = serveGateway(ctx, gatewayNC, &gf, log, func(addr net.Addr) {
+	err = serveGateway(ctx, gatewayNC, &gf, log, nil, func(addr net.Addr) {
 		url := wsURL(addr)
 		fmt.Fprintf(os.Stdout, "fabric dev: gateway listening on %s\n", url)
 		fmt.Fprintf(os.Stdout, "fabric dev: embedded NATS on %s (fabric worker --nats %s --demo adds workers)\n", ns.ClientURL(), ns.ClientURL())

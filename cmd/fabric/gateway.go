@@ -37,15 +37,16 @@ func runGateway(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	return serveGateway(ctx, nc, &gf, log, func(addr net.Addr) {
+	return serveGateway(ctx, nc, &gf, log, nil, func(addr net.Addr) {
 		log.Info("gateway listening", "addr", addr.String(), "nats", nc.ConnectedUrlRedacted())
 	})
 }
 
 // serveGateway runs a gateway on nc until ctx is done, then shuts down in
 // order: clients are told to go elsewhere (1001), the HTTP server stops, and
-// the NATS connection drains.
-func serveGateway(ctx context.Context, nc *nats.Conn, gf *gatewayFlags, log *slog.Logger, ready func(net.Addr)) error {
+// the NATS connection drains. site, if not nil, serves every path that is not
+// the gateway's own (/ws, /healthz, /readyz, /metrics): `fabric dev`'s page.
+func serveGateway(ctx context.Context, nc *nats.Conn, gf *gatewayFlags, log *slog.Logger, site http.Handler, ready func(net.Addr)) error {
 	gw, err := gateway.New(nc, gf.config(), gateway.WithLogger(log))
 	if err != nil {
 		return err
@@ -54,8 +55,17 @@ func serveGateway(ctx context.Context, nc *nats.Conn, gf *gatewayFlags, log *slo
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	handler := gw.Handler()
+	if site != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/", site)
+		for _, path := range []string{"/ws", "/healthz", "/readyz", "/metrics"} {
+			mux.Handle(path, handler)
+		}
+		handler = mux
+	}
 	srv := &http.Server{
-		Handler:           gw.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
