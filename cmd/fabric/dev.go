@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,14 +11,17 @@ import (
 
 	"github.com/seed82ac63c1/fabric/internal/embeddednats"
 	"github.com/seed82ac63c1/fabric/workers"
+	"github.com/seed82ac63c1/fabric/workers/demo"
 )
 
 func runDev(ctx context.Context, args []string) error {
 	fs := newFlagSet("dev")
 	var gf gatewayFlags
 	var lf logFlags
+	var af agentFlags
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (default: random)")
 	gf.register(fs)
+	af.register(fs)
 	lf.register(fs, "text")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -51,7 +55,9 @@ func runDev(ctx context.Context, args []string) error {
 	workerCtx, stopWorker := context.WithCancel(context.Background())
 	workerDone := make(chan error, 1)
 	go func() {
-		workerDone <- serveDemoWorker(workerCtx, workerNC, workers.Config{Prefix: gf.prefix}, 5*time.Second, log)
+		workerDone <- serveWorker(workerCtx, workerNC, workers.Config{Prefix: gf.prefix}, 5*time.Second, log, func(w *workers.Worker) error {
+			return errors.Join(demo.Register(w), af.registerAgents(w))
+		})
 	}()
 
 	gatewayNC, err := connectNATS(ns.ClientURL(), "fabric-dev-gateway", log)

@@ -75,7 +75,7 @@ func TestSeparateProcesses(t *testing.T) {
 	url := "ws://" + addr + "/ws"
 	// The worker takes its NATS URL from the environment.
 	worker := fabrictest.StartProcess(t, []string{"FABRIC_NATS=" + ns.ClientURL()}, fabricBin, "worker", "--demo")
-	worker.WaitOutput(regexp.MustCompile(`worker serving the demo routes`), 20*time.Second)
+	worker.WaitOutput(regexp.MustCompile(`worker serving`), 20*time.Second)
 
 	code, msgs := call(t, url, "demo/count", `{"n":3}`)
 	if want := "demo/count:progress#1 demo/count:progress#2 demo/count:progress#3 demo/count:response#4 demo/count:finish#5"; code != 0 || eventTypes(msgs) != want {
@@ -110,6 +110,34 @@ func TestSeparateProcesses(t *testing.T) {
 	gw.Signal(syscall.SIGTERM)
 	if code := gw.Wait(20 * time.Second); code != 0 {
 		t.Fatalf("gateway exit %d", code)
+	}
+}
+
+// TestAgentPools runs the multi-agent demo as a cluster would: each group
+// of agents in its own worker process, found by the orchestrator over NATS.
+func TestAgentPools(t *testing.T) {
+	ns := fabrictest.NATS(t)
+	gw := fabrictest.StartProcess(t, nil, fabricBin, "gateway", "--listen", "127.0.0.1:0", "--nats", ns.ClientURL())
+	url := "ws://" + gw.WaitOutput(listeningRE, 20*time.Second) + "/ws"
+	for _, routes := range []string{"agent/ask", "agent/plan,agent/sql", "agent/analyze,agent/chart"} {
+		w := fabrictest.StartProcess(t, []string{"FABRIC_AGENT_PACE=0"}, fabricBin,
+			"worker", "--agents", "--agent-routes", routes, "--nats", ns.ClientURL())
+		w.WaitOutput(regexp.MustCompile(`worker serving`), 20*time.Second)
+	}
+	code, msgs := call(t, url, "agent/ask", `{"question":"top 3 products by revenue in 2024"}`)
+	if code != 0 || len(msgs) < 2 || msgs[len(msgs)-2].Type != "agent/ask:response" {
+		t.Fatalf("exit %d, events %s", code, eventTypes(msgs))
+	}
+	var ans struct {
+		Table struct{ Labels []string }
+	}
+	if err := json.Unmarshal(msgs[len(msgs)-2].Payload, &ans); err != nil || len(ans.Table.Labels) != 3 {
+		t.Fatalf("answer %s: %v", msgs[len(msgs)-2].Payload, err)
+	}
+	// An unknown agent is refused at start.
+	bad := fabrictest.StartProcess(t, nil, fabricBin, "worker", "--agents", "--agent-routes", "agent/poet", "--nats", ns.ClientURL())
+	if code := bad.Wait(20 * time.Second); code == 0 || !strings.Contains(bad.Stderr(), `unknown route "agent/poet"`) {
+		t.Fatalf("worker with an unknown agent: exit %d, %s", code, bad.Stderr())
 	}
 }
 

@@ -5,28 +5,36 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/seed82ac63c1/fabric/workers"
 	"github.com/seed82ac63c1/fabric/workers/demo"
+	"github.com/seed82ac63c1/fabric/workers/demo/agents"
 )
 
 func runWorker(ctx context.Context, args []string) error {
 	fs := newFlagSet("worker")
 	var lf logFlags
+	var af agentFlags
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URLs, comma-separated")
 	prefix := fs.String("prefix", "fabric", "NATS subject prefix")
 	withDemo := fs.Bool("demo", false, "serve the demo routes (demo/echo, demo/count, …)")
+	withAgents := fs.Bool("agents", false, "serve the multi-agent demo's routes (agent/ask, agent/plan, agent/sql, agent/analyze, agent/chart)")
 	maxConcurrent := fs.Int("max-concurrent", workers.DefaultMaxConcurrent, "handlers running at once")
 	grace := fs.Duration("shutdown-grace", 30*time.Second, "time for handlers in flight to finish on SIGTERM")
+	af.register(fs)
 	lf.register(fs, "json")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if !*withDemo {
-		return errors.New("worker: nothing to serve: pass --demo (your own workers use the workers package)")
+	if !*withDemo && !*withAgents {
+		return errors.New("worker: nothing to serve: pass --demo or --agents (your own workers use the workers package)")
+	}
+	if af.routes != "" && !*withAgents {
+		return errors.New("worker: --agent-routes needs --agents")
 	}
 	log, err := lf.logger(os.Stderr)
 	if err != nil {
@@ -37,23 +45,62 @@ func runWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	return serveDemoWorker(ctx, nc, workers.Config{Prefix: *prefix, MaxConcurrent: *maxConcurrent}, *grace, log)
+	register := func(w *workers.Worker) error {
+		if *withDemo {
+			if err := demo.Register(w); err != nil {
+				return err
+			}
+		}
+		if *withAgents {
+			return af.registerAgents(w)
+		}
+		return nil
+	}
+	return serveWorker(ctx, nc, workers.Config{Prefix: *prefix, MaxConcurrent: *maxConcurrent}, *grace, log, register)
 }
 
-// serveDemoWorker serves the demo routes until ctx is done, then drains:
-// no new work, handlers in flight finish within grace, NATS drains.
-func serveDemoWorker(ctx context.Context, nc *nats.Conn, cfg workers.Config, grace time.Duration, log *slog.Logger) error {
+// agentFlags choose which agents a worker serves, and at what pace.
+type agentFlags struct {
+	routes string
+	pace   time.Duration
+}
+
+func (f *agentFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+}) {
+	fs.StringVar(&f.routes, "agent-routes", "", "with --agents: the agents' routes to serve, comma-separated (default: all)")
+	fs.DurationVar(&f.pace, "agent-pace", agents.DefaultPace, "the agents' pause between two pieces of output; 0: none")
+}
+
+func (f *agentFlags) registerAgents(w *workers.Worker) error {
+	var names []string
+	for name := range strings.SplitSeq(f.routes, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			names = append(names, name)
+		}
+	}
+	pace := f.pace
+	if pace == 0 {
+		pace = -1 // the flag's 0 means none; Config's 0 means the default
+	}
+	return agents.Register(w, agents.Config{Pace: pace}, names...)
+}
+
+// serveWorker serves the routes register adds until ctx is done, then
+// drains: no new work, handlers in flight finish within grace, NATS drains.
+func serveWorker(ctx context.Context, nc *nats.Conn, cfg workers.Config, grace time.Duration, log *slog.Logger, register func(*workers.Worker) error) error {
 	w, err := workers.New(nc, cfg, workers.WithLogger(log))
 	if err != nil {
 		return err
 	}
-	if err := demo.Register(w); err != nil {
+	if err := register(w); err != nil {
 		return err
 	}
 	if err := w.Start(); err != nil {
 		return err
 	}
-	log.Info("worker serving the demo routes", "nats", nc.ConnectedUrlRedacted())
+	log.Info("worker serving", "nats", nc.ConnectedUrlRedacted())
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
