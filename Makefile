@@ -3,10 +3,10 @@ GO        ?= go
 STATICCHECK_VERSION ?= v0.8.2
 TOOLS     := $(CURDIR)/bin
 
-.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev gen ts-test asyncapi-check
+.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev gen ts-test asyncapi-check web web-test
 
 ## test: every check and every test, with the race detector
-test: lint asyncapi-check race ts-test
+test: lint asyncapi-check race ts-test web-test
 
 ## race: all tests with the race detector
 race:
@@ -15,6 +15,14 @@ race:
 ## ts-test: the TypeScript client's typecheck and tests (against a real fabric dev)
 ts-test:
 	cd clients/typescript && npm ci && npm run typecheck && npm test
+
+## web: rebuild the demo page (web/dist, which the binary embeds) from web/src and the TypeScript client
+web:
+	cd web && npm ci && npm run build
+
+## web-test: the demo page's typecheck, and web/dist is byte-for-byte what a fresh build writes
+web-test:
+	cd web && npm ci && npm run typecheck && node --test test/
 
 ## asyncapi-check: validate docs/asyncapi.json with the official AsyncAPI parser (@asyncapi/parser)
 asyncapi-check:

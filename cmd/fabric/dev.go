@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seed82ac63c1/fabric/internal/embeddednats"
+	"github.com/seed82ac63c1/fabric/web"
 	"github.com/seed82ac63c1/fabric/workers"
 	"github.com/seed82ac63c1/fabric/workers/demo"
 )
@@ -54,11 +55,20 @@ func runDev(ctx context.Context, args []string) error {
 	defer workerNC.Close()
 	workerCtx, stopWorker := context.WithCancel(context.Background())
 	workerDone := make(chan error, 1)
+	workerReady := make(chan struct{})
 	go func() {
 		workerDone <- serveWorker(workerCtx, workerNC, workers.Config{Prefix: gf.prefix}, 5*time.Second, log, func(w *workers.Worker) error {
 			return errors.Join(demo.Register(w), af.registerAgents(w))
-		})
+		}, func() { close(workerReady) })
 	}()
+	// The gateway says it listens only once the routes are served, so a
+	// request right after that finds a worker.
+	select {
+	case <-workerReady:
+	case err := <-workerDone:
+		stopWorker()
+		return err
+	}
 
 	gatewayNC, err := connectNATS(ns.ClientURL(), "fabric-dev-gateway", log)
 	if err != nil {
@@ -67,17 +77,23 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	defer gatewayNC.Close()
-	err = serveGateway(ctx, gatewayNC, &gf, log, nil, func(addr net.Addr) {
+	err = serveGateway(ctx, gatewayNC, &gf, log, web.Handler(), func(addr net.Addr) {
 		url := wsURL(addr)
 		fmt.Fprintf(os.Stdout, "fabric dev: gateway listening on %s\n", url)
 		fmt.Fprintf(os.Stdout, "fabric dev: embedded NATS on %s (fabric worker --nats %s --demo adds workers)\n", ns.ClientURL(), ns.ClientURL())
 		fmt.Fprintf(os.Stdout, "fabric dev: try  go run ./cmd/fabric call demo/count '{\"n\":3}' --url %s\n", url)
+		fmt.Fprintf(os.Stdout, "fabric dev: the multi-agent demo is at %s\n", pageURL(addr))
 	})
 	stopWorker()
 	if werr := <-workerDone; err == nil {
 		err = werr
 	}
 	return err
+}
+
+// pageURL is the URL of the demo page for a listener address.
+func pageURL(addr net.Addr) string {
+	return "http" + strings.TrimSuffix(strings.TrimPrefix(wsURL(addr), "ws"), "ws")
 }
 
 // wsURL is the WebSocket URL a local client uses for a listener address.

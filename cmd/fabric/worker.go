@@ -56,7 +56,7 @@ func runWorker(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	return serveWorker(ctx, nc, workers.Config{Prefix: *prefix, MaxConcurrent: *maxConcurrent}, *grace, log, register)
+	return serveWorker(ctx, nc, workers.Config{Prefix: *prefix, MaxConcurrent: *maxConcurrent}, *grace, log, register, nil)
 }
 
 // agentFlags choose which agents a worker serves, and at what pace.
@@ -89,7 +89,8 @@ func (f *agentFlags) registerAgents(w *workers.Worker) error {
 
 // serveWorker serves the routes register adds until ctx is done, then
 // drains: no new work, handlers in flight finish within grace, NATS drains.
-func serveWorker(ctx context.Context, nc *nats.Conn, cfg workers.Config, grace time.Duration, log *slog.Logger, register func(*workers.Worker) error) error {
+// ready, if not nil, is called once the worker takes requests.
+func serveWorker(ctx context.Context, nc *nats.Conn, cfg workers.Config, grace time.Duration, log *slog.Logger, register func(*workers.Worker) error, ready func()) error {
 	w, err := workers.New(nc, cfg, workers.WithLogger(log))
 	if err != nil {
 		return err
@@ -101,6 +102,9 @@ func serveWorker(ctx context.Context, nc *nats.Conn, cfg workers.Config, grace t
 		return err
 	}
 	log.Info("worker serving", "nats", nc.ConnectedUrlRedacted())
+	if ready != nil {
+		ready()
+	}
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

@@ -106,7 +106,7 @@ func summarize(plan QueryPlan, t Table) Summary {
 			} else if cv > 0.2 {
 				spread = "moderately uneven"
 			}
-			sum.Insights = append(sum.Insights, fmt.Sprintf("The %d %ss are %s (coefficient of variation %.2f).", n, plan.Dimension, spread, cv))
+			sum.Insights = append(sum.Insights, fmt.Sprintf("The %d %s are %s (coefficient of variation %.2f).", n, plural(plan.Dimension), spread, cv))
 		}
 	}
 	return sum

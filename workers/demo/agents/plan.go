@@ -162,7 +162,7 @@ var metricNames = map[string]string{
 func intent(p QueryPlan) string {
 	var b strings.Builder
 	if p.Top > 0 {
-		fmt.Fprintf(&b, "The top %d %ss by %s", p.Top, p.Dimension, metricNames[p.Metric])
+		fmt.Fprintf(&b, "The top %d %s by %s", p.Top, plural(p.Dimension), metricNames[p.Metric])
 	} else {
 		b.WriteString(strings.ToUpper(metricNames[p.Metric][:1]) + metricNames[p.Metric][1:] + " by " + p.Dimension)
 	}
@@ -198,6 +198,14 @@ func (p *QueryPlan) validate() error {
 		return protocol.Errorf(protocol.CodeBadRequest, "plan: top must be between 0 and 50")
 	}
 	return nil
+}
+
+// plural names a dimension's groups: "regions", "categories".
+func plural(dimension string) string {
+	if strings.HasSuffix(dimension, "y") {
+		return strings.TrimSuffix(dimension, "y") + "ies"
+	}
+	return dimension + "s"
 }
 
 func isTime(dimension string) bool { return dimension == "month" || dimension == "quarter" }
