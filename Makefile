@@ -3,10 +3,10 @@ GO        ?= go
 STATICCHECK_VERSION ?= v0.8.2
 TOOLS     := $(CURDIR)/bin
 
-.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev gen ts-test asyncapi-check web web-test
+.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev gen ts-test asyncapi-check web web-test browser-test
 
 ## test: every check and every test, with the race detector
-test: lint asyncapi-check race ts-test web-test
+test: lint asyncapi-check race ts-test web-test browser-test
 
 ## race: all tests with the race detector
 race:
@@ -23,6 +23,11 @@ web:
 ## web-test: the demo page's typecheck, and web/dist is byte-for-byte what a fresh build writes
 web-test:
 	cd web && npm ci && npm run typecheck && node --test test/
+
+## browser-test: the demo page in Debian's Chromium (installed when missing), driven by playwright-core
+browser-test:
+	e2e/browser/install-chromium.sh
+	cd e2e/browser && npm ci && npm test
 
 ## asyncapi-check: validate docs/asyncapi.json with the official AsyncAPI parser (@asyncapi/parser)
 asyncapi-check:
