@@ -97,3 +97,21 @@ func TestTypeScriptUnsupported(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A Go type named like a TypeScript global (protocol.Error) must not hide
+// it in the generated module: it takes its package's name as a prefix.
+func TestTypeScriptRenamesGlobals(t *testing.T) {
+	type Failed struct {
+		Error *protocol.Error `json:"error"`
+	}
+	src, err := codegen.TypeScript("X", []protocol.RouteInfo{protocol.NewRoute[Nothing, Failed]("x/failed").Info()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), "export interface ProtocolError {") || !strings.Contains(string(src), "error: ProtocolError | null;") {
+		t.Fatalf("protocol.Error not renamed:\n%s", src)
+	}
+	if strings.Contains(string(src), "interface Error ") {
+		t.Fatalf("the module declares Error:\n%s", src)
+	}
+}

@@ -59,7 +59,7 @@ process.on("exit", () => {
 /** Starts `fabric dev` and resolves with its WebSocket URL once it listens. */
 function startFabric(bin) {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, ["dev", "--listen", "127.0.0.1:0", "--ping-interval", "500ms"], {
+    const child = spawn(bin, ["dev", "--listen", "127.0.0.1:0", "--ping-interval", "500ms", "--agent-pace", "0"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     children.add(child);
@@ -393,6 +393,8 @@ describe("demo routes", { timeout: 20_000 }, () => {
     const slept = (await client.sendAsync("demo/sleep", { ms: 1 })).find((m) => m.type === "demo/sleep:response");
     assert.equal(typeof slept?.payload.sleptMs, "number");
     // Every route of the generated map is served by fabric dev (none gets no_responders).
+    const plan = { intent: "units by region", metric: "units", dimension: "region", steps: [] };
+    const table = { sql: "", columns: ["region", "units"], labels: ["West", "East"], values: [2, 1], elapsedMs: 0 };
     const params = {
       "demo/count": { n: 1, intervalMs: 0 },
       "demo/echo": "x",
@@ -402,10 +404,15 @@ describe("demo routes", { timeout: 20_000 }, () => {
       "demo/silent": null,
       "demo/sleep": { ms: 1 },
       "demo/whoami": null,
+      "agent/ask": { question: "revenue by region" },
+      "agent/plan": { question: "units by month" },
+      "agent/sql": { plan },
+      "agent/analyze": { plan, table },
+      "agent/chart": { plan, table },
     };
     assert.deepEqual([...demoRouteNames].sort(), Object.keys(params).sort());
     for (const name of demoRouteNames) {
-      const outcome = await client.sendAsync(name, params[name], { timeoutMs: 300, throwOnError: false }).then(
+      const outcome = await client.sendAsync(name, params[name], { timeoutMs: name === "demo/silent" ? 300 : 5000, throwOnError: false }).then(
         (ms) => ms.at(-2)?.type,
         (err) => err.name,
       );
@@ -413,6 +420,33 @@ describe("demo routes", { timeout: 20_000 }, () => {
         name === "demo/silent" ? "TimeoutError" : name === "demo/fail" || name === "demo/panic" ? `${name}:error` : `${name}:response`;
       assert.equal(outcome, want, name);
     }
+  });
+
+  test("agent/ask: typed steps stream live and the answer comes from the data", async () => {
+    /** @type {import("../dist/index.js").FabricClient<import("../dist/index.js").DemoRoutes>} */
+    const client = newClient().client;
+    /** @type {Record<string, string[]>} */
+    const statuses = {};
+    const msgs = await client.sendAsync("agent/ask", { question: "Top 3 products by units sold in 2025" }, {
+      onEvent: (m) => {
+        if (m.type === "agent/ask:step") (statuses[m.payload.id] ??= []).push(m.payload.status);
+      },
+    });
+    for (const id of ["plan", "sql", "analysis", "chart"]) {
+      assert.deepEqual([...new Set(statuses[id])], ["pending", "running", "done"], id);
+    }
+    const answer = msgs.find((m) => m.type === "agent/ask:response")?.payload;
+    assert.equal(answer?.plan.top, 3);
+    assert.equal(answer?.table.labels.length, 3);
+    assert.equal(answer?.chart.mark.type, "bar");
+    assert.ok(answer?.summary.total > 0);
+    // The state-resend path: with the plan and table sent back, those steps are reused.
+    const again = await client.sendAsync("agent/ask", {
+      question: "Top 3 products by units sold in 2025",
+      state: { plan: answer.plan, table: answer.table },
+    });
+    const reused = again.filter((m) => m.type === "agent/ask:step" && m.payload.status === "reused").map((m) => m.payload.id);
+    assert.deepEqual(reused, ["plan", "sql"]);
   });
 
   test("20 interleaved requests each get contiguous seqs", async () => {

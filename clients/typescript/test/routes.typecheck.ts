@@ -5,6 +5,8 @@
 import WebSocket from "ws";
 import {
   createClient,
+  type Answer,
+  type Step,
   demoRouteNames,
   FabricError,
   type CountProgress,
@@ -28,6 +30,10 @@ const client = createClient<DemoRoutes>({ url: "ws://127.0.0.1:8080/ws", WebSock
 // --- what compiles ---
 
 export async function narrowing(): Promise<void> {
+  for (const m of await client.sendAsync("agent/ask", { question: "q", state: { plan: null } })) {
+    if (m.type === "agent/ask:step") assertType<Equal<typeof m.payload, Step>>();
+    if (m.type === "agent/ask:response") assertType<Equal<typeof m.payload, Answer>>();
+  }
   const msgs = await client.sendAsync("demo/count", { n: 3, intervalMs: 10 });
   for (const m of msgs) {
     const id: string = m.id;
@@ -153,6 +159,11 @@ assertType<
 // --- what does not compile ---
 
 export async function misuse(): Promise<void> {
+  // agent/ask's question must be a string, and its state's plan a QueryPlan.
+  // @ts-expect-error
+  await client.sendAsync("agent/ask", { question: 42 });
+  // @ts-expect-error
+  await client.sendAsync("agent/ask", { question: "q", state: { plan: { metric: "revenue" } } });
   // An unknown typeName.
   // @ts-expect-error
   await client.sendAsync("demo/nope", {});
