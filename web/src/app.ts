@@ -7,6 +7,7 @@
 // (agent/ask's state), so only the steps that had not finished run again.
 
 import {
+  CloseCode,
   ClosedError,
   ErrorCode,
   FabricError,
@@ -39,23 +40,15 @@ const EXAMPLES = [
   "Revenue by category in the West",
 ];
 
-/** Names for close codes that come without a reason (a browser reports 1006 with none). */
-const CLOSE_NAMES: Readonly<Record<number, string>> = {
-  1000: "normal closure",
-  1001: "going away",
-  1006: "connection lost",
-  1009: "message too big",
-  1011: "server error",
-  4000: "ping timeout",
-  4001: "slow consumer",
-  4500: "protocol violation",
-  4501: "hello timeout",
-  4502: "unauthorized",
-  4503: "session resumed elsewhere",
-};
+/** A close code's name, for a close without a reason: from the generated catalogue ("GoingAway" → "going away"). */
+function closeName(code: number): string {
+  if (code === 1006) return "connection lost"; // no close frame: not a code anyone sends
+  const key = (Object.keys(CloseCode) as (keyof typeof CloseCode)[]).find((k) => CloseCode[k] === code);
+  return key ? key.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase() : "closed";
+}
 
 function closeText(c: CloseInfo): string {
-  return `${c.code} ${c.reason || CLOSE_NAMES[c.code] || "closed"}`;
+  return `${c.code} ${c.reason || closeName(c.code)}`;
 }
 
 // --- the header: the connection's state ---
