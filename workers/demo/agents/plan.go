@@ -112,27 +112,28 @@ func understand(question string, previous *QueryPlan) (QueryPlan, []string) {
 		plan.Year = 0
 	}
 
-	if region := mentioned(q, Regions); region != "" {
-		if !dimensionGiven && plan.Dimension == "region" {
-			plan.Dimension = "month"
+	// A region or a category named is a filter, unless the question groups
+	// by it; named without a grouping, the answer groups one level finer.
+	for _, f := range []struct {
+		dimension, finer string
+		values           []string
+		field            *string
+		note             string
+	}{
+		{"region", "month", Regions, &plan.Region, "Only the %s region."},
+		{"category", "product", Categories, &plan.Category, "Only %s."},
+	} {
+		if v := mentioned(q, f.values); v != "" {
+			if !dimensionGiven && plan.Dimension == f.dimension {
+				plan.Dimension = f.finer
+			}
+			if plan.Dimension != f.dimension {
+				*f.field = v
+				notes = append(notes, fmt.Sprintf(f.note, v))
+			}
+		} else if containsAny(q, "all "+plural(f.dimension), "every "+f.dimension) {
+			*f.field = ""
 		}
-		if plan.Dimension != "region" {
-			plan.Region = region
-			notes = append(notes, fmt.Sprintf("Only the %s region.", region))
-		}
-	} else if containsAny(q, "all regions", "every region") {
-		plan.Region = ""
-	}
-	if category := mentioned(q, Categories); category != "" {
-		if !dimensionGiven && plan.Dimension == "category" {
-			plan.Dimension = "product"
-		}
-		if plan.Dimension != "category" {
-			plan.Category = category
-			notes = append(notes, fmt.Sprintf("Only %s.", category))
-		}
-	} else if containsAny(q, "all categories", "every category") {
-		plan.Category = ""
 	}
 	notes = append(notes, fmt.Sprintf("I group by %s.", plan.Dimension))
 
