@@ -49,6 +49,10 @@ type Config struct {
 	// every session has been taken over. 0 means 5s; negative disables it
 	// (a lone gateway, as in fabric dev).
 	HandoffTimeout time.Duration
+	// Durable, if not nil, keeps request events in JetStream so that resumed
+	// sessions lose nothing (see DurableConfig). nil is core mode: a request
+	// in flight when its connection drops is interrupted.
+	Durable *DurableConfig
 	// AllowedOrigins lists the Origin values (scheme://host[:port]) browsers
 	// may connect from; "*" allows any. Empty means same-origin only.
 	// Clients that send no Origin header are always allowed.

@@ -30,15 +30,17 @@ var (
 // Gateway serves Fabric's WebSocket endpoint. Create one with [New], mount
 // [Gateway.Handler] on an HTTP server, and call [Gateway.Shutdown] to stop.
 type Gateway struct {
-	cfg      Config
-	nc       *nats.Conn
-	space    subjects.Space
-	log      *slog.Logger
-	tokens   tokenSigner
-	upgrader websocket.Upgrader
-	metrics  *metrics
-	handler  http.Handler
-	pushAll  *nats.Subscription
+	cfg         Config
+	nc          *nats.Conn
+	space       subjects.Space
+	log         *slog.Logger
+	tokens      tokenSigner
+	upgrader    websocket.Upgrader
+	metrics     *metrics
+	handler     http.Handler
+	pushAll     *nats.Subscription
+	store       *store // durable mode's; nil in core mode
+	stopRefresh context.CancelFunc
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -93,6 +95,16 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
 		ReadBufferSize:    4096,
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
+	}
+	if cfg.Durable != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		g.store, err = openStore(ctx, nc, space, *cfg.Durable)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		ctx, g.stopRefresh = context.WithCancel(context.Background())
+		go g.refreshSessions(ctx)
 	}
 	g.pushAll, err = nc.Subscribe(space.PushAll(), g.onPushAll)
 	if err != nil {
@@ -222,7 +234,14 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		g.awaitHandoff(ctx)
 		for _, s := range g.sessionList() {
-			s.end()
+			if g.store != nil {
+				s.release() // its requests run on; any gateway resumes it from the store
+			} else {
+				s.end()
+			}
+		}
+		if g.stopRefresh != nil {
+			g.stopRefresh()
 		}
 		_ = g.pushAll.Unsubscribe()
 	})
@@ -264,6 +283,28 @@ func (g *Gateway) awaitHandoff(ctx context.Context) {
 			g.log.Info("sessions not resumed elsewhere before shutdown", "sessions", left)
 			return
 		case <-tick.C:
+		}
+	}
+}
+
+// refreshSessions re-records this gateway's sessions well within the
+// store's retention, so that a session living longer than the retention can
+// still be resumed anywhere if this gateway dies.
+func (g *Gateway) refreshSessions(ctx context.Context) {
+	tick := time.NewTicker(g.store.cfg.Retention / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, s := range g.sessionList() {
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if err := g.store.saveSession(sctx, s.id, s.user); err != nil && ctx.Err() == nil {
+				g.log.Warn("refresh session record failed", "session", s.id, "err", err)
+			}
+			cancel()
 		}
 	}
 }

@@ -22,6 +22,7 @@ const (
 	outcomeOverloaded   = "overloaded"
 	outcomeTooLarge     = "too_large"
 	outcomeInternal     = "internal"
+	outcomeHandedOver   = "handed_over" // durable mode: the session went to another gateway, the request runs on
 )
 
 type metrics struct {

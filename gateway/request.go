@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"time"
 
@@ -15,51 +16,137 @@ import (
 // exactly one ":finish" to the client, by one of: the worker's finish
 // (onEvent), a cancel from the client (cancel), the inactivity timeout
 // (onTimeout), NATS's no-responders status (onEvent), or the loss of the
-// connection (interruptLocked). All of it happens in this file, under the
-// session's mutex.
+// connection (interruptLocked; in durable mode the request runs on, and
+// the client gets the rest when it re-sends it after resuming). All of it
+// happens in this file and durable.go, under the session's mutex.
 type request struct {
 	id         string
 	typeName   string
 	typeTokens string // typeName as subject tokens, to parse event subjects
 	route      string // metrics label
-	lastSeq    uint64 // the highest seq sent to the client
+	failed     bool   // an :error was seen: the outcome, unless the gateway's own
+	lastSeq    uint64 // the highest seq of the request's events, the worker's or the gateway's
+	sent       uint64 // the highest seq queued to the client
 	started    time.Time
 	timer      *time.Timer // the inactivity timeout
+
+	// Durable mode.
+	durable bool // in the ledger: its events are stored
+	// held: the client has not re-sent the request since its session
+	// resumed, so nothing is delivered; the events are in the store.
+	held bool
+	// closedAt: a gateway ended the request with its own :error of this
+	// seq (timeout, cancel…); the worker's events from it on are dropped.
+	// 0 while open.
+	closedAt   uint64
+	replaying  bool                  // stored events are being replayed: deliver in seq order
+	replayGen  int                   // numbers replays, so a stale one's events are dropped
+	stopReplay func()                // stops the replay's consumer, once it runs
+	early      map[uint64]earlyEvent // events ahead of a gap, while replaying
+	outcome    string                // the gateway's outcome, when it ended the request
 }
+
+// earlyEvent is an event waiting for a replay gap to fill.
+type earlyEvent struct {
+	frame  []byte
+	finish bool
+}
+
+// maxEarly bounds the frames a replaying request holds ahead of a gap.
+const maxEarly = 4096
 
 // start accepts a request from the client. It returns an error for a frame
 // to reject with sys/error; every request it accepts ends with one :finish.
 func (s *session) start(f *protocol.ClientFrame) error {
 	g := s.gw
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, busy := s.requests[f.ID]; busy {
+	if r := s.requests[f.ID]; r != nil {
+		defer s.mu.Unlock()
+		if f.HasAfter && r.durable {
+			// Re-sent after a resume, while it still runs here.
+			s.resendLocked(r, f.After)
+			return nil
+		}
 		return protocol.Errorf(protocol.CodeBadRequest, "id %q is already in flight on this session", f.ID)
 	}
 	route := g.metrics.routeLabel(f.Type)
-	r := &request{id: f.ID, typeName: f.Type, route: route, lastSeq: f.After}
+	r := &request{id: f.ID, typeName: f.Type, typeTokens: subjects.TypeTokens(f.Type), route: route, lastSeq: f.After, sent: f.After}
 	switch {
-	case f.HasAfter:
+	case f.HasAfter && g.store == nil:
 		// A request re-sent during resume. Without durable storage its
 		// remaining events are lost: say so, continuing the client's seq.
 		// Nothing reaches NATS, so a worker still finishing the old run
 		// cannot be confused with it.
+		defer s.mu.Unlock()
 		s.failLocked(r, outcomeInterrupted, protocol.Errorf(protocol.CodeInterrupted,
 			"the request's events were lost when the connection dropped"))
 		return nil
-	case s.stillFinishingLocked(f.ID):
+	case !f.HasAfter && s.stillFinishingLocked(f.ID):
+		s.mu.Unlock()
 		return protocol.Errorf(protocol.CodeBadRequest, "id %q is still finishing on this session", f.ID)
 	case len(s.requests) >= g.cfg.MaxInFlight:
+		defer s.mu.Unlock()
 		s.failLocked(r, outcomeOverloaded, protocol.Errorf(protocol.CodeOverloaded,
 			"more than %d requests in flight on this connection", g.cfg.MaxInFlight))
 		return nil
 	}
-	payload := f.PayloadOrNull()
+	msg := s.requestMsg(f)
+	if max := g.nc.MaxPayload(); int64(len(msg.Data)+headerSize(msg)) > max {
+		defer s.mu.Unlock()
+		s.failLocked(r, outcomeTooLarge, protocol.Errorf(protocol.CodeTooLarge,
+			"the payload is larger than the message bus allows (%d bytes)", max))
+		return nil
+	}
+	s.mu.Unlock()
+
+	run := true
+	if g.store != nil {
+		var err error
+		run, err = s.claim(f)
+		if errors.Is(err, errExpired) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.failLocked(r, outcomeInterrupted, protocol.Errorf(protocol.CodeInterrupted,
+				"the request's events are no longer kept (retention %s)", g.store.cfg.Retention))
+			return nil
+		}
+		if err != nil {
+			g.log.Error("request ledger unavailable", "session", s.id, "id", f.ID, "route", f.Type, "err", err)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the event store is unavailable"))
+			return nil
+		}
+		r.durable = true
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.requests[r.id] != nil || s.ended {
+		return protocol.Errorf(protocol.CodeBadRequest, "id %q is already in flight on this session", f.ID)
+	}
+	r.started = time.Now()
+	s.requests[r.id] = r
+	r.timer = time.AfterFunc(g.cfg.RequestTimeout, func() { s.onTimeout(r) })
+	if !run {
+		s.replayLocked(r)
+		return nil
+	}
+	if err := g.nc.PublishMsg(msg); err != nil {
+		g.log.Error("publish request failed", "session", s.id, "id", r.id, "route", r.typeName, "err", err)
+		s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the message bus is unavailable"))
+	}
+	return nil
+}
+
+// requestMsg is the NATS message of the client's request f.
+func (s *session) requestMsg(f *protocol.ClientFrame) *nats.Msg {
+	g := s.gw
 	msg := &nats.Msg{
 		Subject: g.space.Request(f.Type),
 		Reply:   g.space.Reply(s.id, f.ID),
 		Header:  nats.Header{subjects.HeaderID: {f.ID}, subjects.HeaderSession: {s.id}},
-		Data:    payload,
+		Data:    f.PayloadOrNull(),
 	}
 	if s.user != "" {
 		msg.Header[subjects.HeaderUser] = []string{s.user}
@@ -70,22 +157,7 @@ func (s *session) start(f *protocol.ClientFrame) error {
 			msg.Header[subjects.HeaderTracestate] = []string{f.Tracestate}
 		}
 	}
-	if max := g.nc.MaxPayload(); int64(len(payload)+headerSize(msg)) > max {
-		s.failLocked(r, outcomeTooLarge, protocol.Errorf(protocol.CodeTooLarge,
-			"the payload is larger than the message bus allows (%d bytes)", max))
-		return nil
-	}
-	r.typeTokens = subjects.TypeTokens(f.Type)
-	r.started = time.Now()
-	s.requests[r.id] = r
-	if err := g.nc.PublishMsg(msg); err != nil {
-		delete(s.requests, r.id)
-		g.log.Error("publish request failed", "session", s.id, "id", r.id, "route", r.typeName, "err", err)
-		s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the message bus is unavailable"))
-		return nil
-	}
-	r.timer = time.AfterFunc(g.cfg.RequestTimeout, func() { s.onTimeout(r) })
-	return nil
+	return msg
 }
 
 // onEvent handles a message on the session's events wildcard: a worker's
@@ -106,48 +178,101 @@ func (s *session) onEvent(m *nats.Msg) {
 		return // a late event of a cancelled, timed-out or interrupted request
 	}
 	if tail == "" {
-		if m.Header.Get(subjects.HeaderStatus) == subjects.StatusNoResponders {
+		if m.Header.Get(subjects.HeaderStatus) == subjects.StatusNoResponders && r.closedAt == 0 {
 			s.failLocked(r, outcomeNoResponders, protocol.Errorf(protocol.CodeNoResponders,
 				"no worker serves %s", r.typeName))
 		}
 		return
 	}
+	s.eventLocked(r, tail, m.Header, m.Data, m.Subject)
+}
+
+// eventLocked handles one event of r, live or replayed: it checks it,
+// numbers it, and delivers it in order.
+func (s *session) eventLocked(r *request, tail string, h nats.Header, data []byte, subject string) {
+	g := s.gw
 	suffix, ok := subjects.EventSuffix(tail, r.typeTokens)
 	if !ok {
-		g.log.Warn("event dropped: subject does not match the request", "session", s.id, "id", id, "route", r.typeName, "subject", m.Subject)
+		g.log.Warn("event dropped: subject does not match the request", "session", s.id, "id", r.id, "route", r.typeName, "subject", subject)
 		return
 	}
+	fromGateway := h.Get(subjects.HeaderOrigin) == subjects.OriginGateway
 	seq := r.lastSeq + 1
-	if h := m.Header.Get(subjects.HeaderSeq); h != "" {
-		n, err := strconv.ParseUint(h, 10, 64)
+	if v := h.Get(subjects.HeaderSeq); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n == 0 {
-			g.log.Warn("event dropped: bad "+subjects.HeaderSeq, "session", s.id, "id", id, "route", r.typeName, "seq", h)
+			g.log.Warn("event dropped: bad "+subjects.HeaderSeq, "session", s.id, "id", r.id, "route", r.typeName, "seq", v)
 			return
-		}
-		if n <= r.lastSeq {
-			return // a duplicate
 		}
 		seq = n
 	}
+	if r.closedAt != 0 && seq >= r.closedAt && !fromGateway {
+		return // a gateway ended the request: the worker's late events are dropped
+	}
 	finish := suffix == protocol.SuffixFinish
-	payload := m.Data
+	payload := data
 	if finish {
 		payload = nil
 	} else if len(payload) > 0 && !json.Valid(payload) {
-		g.log.Warn("event dropped: payload is not JSON", "session", s.id, "id", id, "route", r.typeName, "event", suffix)
+		g.log.Warn("event dropped: payload is not JSON", "session", s.id, "id", r.id, "route", r.typeName, "event", suffix)
 		return
 	}
-	r.lastSeq = seq
-	s.sendLocked(eventFrame(r.typeName, suffix, r.id, seq, payload))
-	g.metrics.events.Inc()
-	if suffix == protocol.SuffixError {
-		r.route = "!" + r.route // remember the outcome; see endLocked
+	if fromGateway && suffix == protocol.SuffixError && (r.closedAt == 0 || seq < r.closedAt) {
+		r.closedAt = seq // a gateway ended it (maybe another, before a takeover)
 	}
-	if finish {
-		s.endLocked(r, "")
+	if seq > r.lastSeq {
+		r.lastSeq = seq
+		if suffix == protocol.SuffixError {
+			r.failed = true
+		}
+		if !finish && r.closedAt == 0 {
+			r.timer.Reset(g.cfg.RequestTimeout)
+		}
+	}
+	s.deliverLocked(r, seq, finish, eventFrame(r.typeName, suffix, r.id, seq, payload))
+}
+
+// deliverLocked queues event seq of r for the client, in order: an event
+// already sent is dropped; while replaying, one ahead of a gap waits for
+// the gap to fill. The request ends when its :finish is sent, or, while it
+// is held, when its :finish is seen (the client gets it from the store).
+func (s *session) deliverLocked(r *request, seq uint64, finish bool, frame []byte) {
+	if r.held {
+		if finish {
+			s.endLocked(r, "")
+		}
 		return
 	}
-	r.timer.Reset(g.cfg.RequestTimeout)
+	if seq <= r.sent {
+		return // a duplicate: sent live and replayed, or replayed twice
+	}
+	if r.replaying && seq > r.sent+1 {
+		if len(r.early) >= maxEarly {
+			s.gw.log.Warn("replay gap too large: interrupting", "session", s.id, "id", r.id, "route", r.typeName, "sent", r.sent)
+			s.interruptReplayLocked(r)
+			return
+		}
+		if r.early == nil {
+			r.early = make(map[uint64]earlyEvent)
+		}
+		r.early[seq] = earlyEvent{frame, finish}
+		return
+	}
+	for {
+		r.sent = seq
+		s.sendLocked(frame)
+		s.gw.metrics.events.Inc()
+		if finish {
+			s.endLocked(r, "")
+			return
+		}
+		next, ok := r.early[seq+1]
+		if !ok {
+			return
+		}
+		delete(r.early, seq+1)
+		seq, frame, finish = seq+1, next.frame, next.finish
+	}
 }
 
 // cancel cancels request id at the client's word: the client gets
@@ -156,7 +281,7 @@ func (s *session) onEvent(m *nats.Msg) {
 func (s *session) cancel(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r := s.requests[id]; r != nil {
+	if r := s.requests[id]; r != nil && r.closedAt == 0 {
 		s.stopWorkerLocked(r)
 		s.failLocked(r, outcomeCancelled, protocol.Errorf(protocol.CodeCancelled, "cancelled by the client"))
 	}
@@ -169,6 +294,12 @@ func (s *session) onTimeout(r *request) {
 	if s.requests[r.id] != r {
 		return // it ended meanwhile
 	}
+	if r.closedAt != 0 {
+		// Ended by a gateway, but a replay gap kept its :finish from the
+		// client for a whole timeout: the store lost events.
+		s.interruptReplayLocked(r)
+		return
+	}
 	s.gw.log.Info("request timed out", "session", s.id, "id", r.id, "route", r.typeName, "timeout", s.gw.cfg.RequestTimeout.String())
 	s.stopWorkerLocked(r)
 	s.failLocked(r, outcomeTimeout, protocol.Errorf(protocol.CodeTimeout,
@@ -176,9 +307,9 @@ func (s *session) onTimeout(r *request) {
 }
 
 // interruptLocked ends every request in flight when the connection is lost
-// or the session ends: without durable storage their events could not be
-// replayed, so the workers are told to stop. A client that resumes re-sends
-// them and is answered :error{interrupted}.
+// (core mode) or the session ends: their events cannot reach the client, so
+// the workers are told to stop. A client that resumes a core-mode session
+// re-sends them and is answered :error{interrupted}.
 func (s *session) interruptLocked() {
 	for _, r := range s.requests {
 		s.stopWorkerLocked(r)
@@ -186,13 +317,28 @@ func (s *session) interruptLocked() {
 	}
 }
 
-// failLocked sends the gateway's own :error and :finish for r, continuing
-// its seq, and ends it.
+// failLocked ends r with the gateway's own :error and :finish, numbered on
+// from its last event. In durable mode they are stored too, so that the
+// client gets them wherever it resumes.
 func (s *session) failLocked(r *request, outcome string, e *protocol.Error) {
-	s.sendLocked(eventFrame(r.typeName, protocol.SuffixError, r.id, r.lastSeq+1, e.Payload()))
-	s.sendLocked(eventFrame(r.typeName, protocol.SuffixFinish, r.id, r.lastSeq+2, nil))
-	r.lastSeq += 2
-	s.endLocked(r, outcome)
+	errSeq, finSeq := r.lastSeq+1, r.lastSeq+2
+	r.lastSeq, r.closedAt = finSeq, errSeq
+	if r.timer != nil {
+		r.timer.Reset(s.gw.cfg.RequestTimeout) // now only bounds a replay gap
+	}
+	if r.durable {
+		s.storeLocked(r, protocol.SuffixError, errSeq, e.Payload())
+		s.storeLocked(r, protocol.SuffixFinish, finSeq, nil)
+	}
+	if s.requests[r.id] != r { // never started (overloaded, too large…)
+		s.sendLocked(eventFrame(r.typeName, protocol.SuffixError, r.id, errSeq, e.Payload()))
+		s.sendLocked(eventFrame(r.typeName, protocol.SuffixFinish, r.id, finSeq, nil))
+		s.recordLocked(r, outcome)
+		return
+	}
+	r.outcome = outcome
+	s.deliverLocked(r, errSeq, false, eventFrame(r.typeName, protocol.SuffixError, r.id, errSeq, e.Payload()))
+	s.deliverLocked(r, finSeq, true, eventFrame(r.typeName, protocol.SuffixFinish, r.id, finSeq, nil))
 }
 
 // stopWorkerLocked tells the worker running r to cancel it, and marks r's id
@@ -222,24 +368,37 @@ func (s *session) stillFinishingLocked(id string) bool {
 	return ok
 }
 
-// endLocked removes r and records its outcome ("" means the worker finished
-// it: ok, or error if it sent :error).
+// endLocked removes r and records its outcome: outcome, else the one
+// failLocked set, else the worker's (ok, or error if it sent :error).
 func (s *session) endLocked(r *request, outcome string) {
 	if r.timer != nil {
 		r.timer.Stop()
 	}
-	delete(s.requests, r.id)
-	route := r.route
+	if r.stopReplay != nil {
+		go r.stopReplay()
+		r.stopReplay = nil
+	}
+	if s.requests[r.id] == r {
+		delete(s.requests, r.id)
+	}
+	if outcome == "" {
+		outcome = r.outcome
+	}
+	s.recordLocked(r, outcome)
+}
+
+// recordLocked counts r's outcome in the metrics.
+func (s *session) recordLocked(r *request, outcome string) {
 	if outcome == "" {
 		outcome = outcomeOK
-		if len(route) > 0 && route[0] == '!' {
-			outcome, route = outcomeError, route[1:]
+		if r.failed {
+			outcome = outcomeError
 		}
 	}
 	m := s.gw.metrics
-	m.requests.WithLabelValues(route, outcome).Inc()
+	m.requests.WithLabelValues(r.route, outcome).Inc()
 	if !r.started.IsZero() {
-		m.duration.WithLabelValues(route).Observe(time.Since(r.started).Seconds())
+		m.duration.WithLabelValues(r.route).Observe(time.Since(r.started).Seconds())
 	}
 }
 

@@ -66,6 +66,13 @@ func (g *Gateway) openSession(c *conn, h *protocol.Hello) (*session, error) {
 		if err != nil {
 			return nil, err
 		}
+		if g.store != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			if err := g.store.saveSession(ctx, s.id, user); err != nil {
+				c.logger().Warn("session record not saved: only a live gateway can resume it", "session", s.id, "err", err)
+			}
+			cancel()
+		}
 		if s.attach(c, false) {
 			return s, nil
 		}
@@ -90,7 +97,7 @@ func (g *Gateway) resume(id, user string, c *conn) *session {
 		if !errors.Is(err, nats.ErrNoResponders) {
 			c.logger().Warn("session takeover failed", "resumed_session", id, "err", err)
 		}
-		return nil
+		return g.adopt(id, user, c)
 	}
 	var reply takeoverReply
 	if err := json.Unmarshal(msg.Data, &reply); err != nil || reply.User != user {
@@ -102,6 +109,32 @@ func (g *Gateway) resume(id, user string, c *conn) *session {
 	}
 	g.metrics.sessionsResumed.Inc()
 	c.logger().Info("session taken over from another gateway", "session", id)
+	return s
+}
+
+// adopt resumes, in durable mode, a session no gateway holds (its gateway
+// died) from its record in the store. It returns nil in core mode or when
+// there is no record.
+func (g *Gateway) adopt(id, user string, c *conn) *session {
+	if g.store == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	recorded, ok, err := g.store.lookupSession(ctx, id)
+	if err != nil {
+		c.logger().Warn("session record lookup failed", "resumed_session", id, "err", err)
+		return nil
+	}
+	if !ok || recorded != user {
+		return nil
+	}
+	s, err := g.newSession(id, user)
+	if err != nil || !s.attach(c, true) {
+		return nil
+	}
+	g.metrics.sessionsResumed.Inc()
+	c.logger().Info("session adopted from the store: its gateway is gone", "session", id)
 	return s
 }
 
@@ -171,7 +204,7 @@ func (s *session) attach(c *conn, resumed bool) bool {
 	if old != nil {
 		// The old connection's requests cannot be finished on it; the client
 		// re-sends them with "after".
-		s.interruptLocked()
+		s.loseRequestsLocked()
 	}
 	if s.expiry != nil {
 		s.expiry.Stop()
@@ -195,7 +228,9 @@ func (s *session) detach(c *conn, normal bool) {
 		return
 	}
 	s.conn = nil
-	s.interruptLocked()
+	if !normal {
+		s.loseRequestsLocked()
+	}
 	if !normal && !s.ended {
 		s.expiry = time.AfterFunc(s.gw.cfg.SessionRetention, s.end)
 	}
@@ -205,16 +240,40 @@ func (s *session) detach(c *conn, normal bool) {
 	}
 }
 
+// loseRequestsLocked deals with the requests of a connection that is gone:
+// core mode interrupts them; durable mode holds them, running, until the
+// client re-sends them.
+func (s *session) loseRequestsLocked() {
+	if s.gw.store != nil {
+		s.holdLocked()
+	} else {
+		s.interruptLocked()
+	}
+}
+
 // end ends the session: its requests are cancelled, its subscriptions
-// dropped. Safe to call more than once.
-func (s *session) end() {
+// dropped, its record deleted. Safe to call more than once.
+func (s *session) end() { s.drop(true) }
+
+// release lets go of a session that lives on elsewhere (durable mode, or a
+// takeover): its subscriptions are dropped but its requests keep running on
+// the workers, their events stored for whichever gateway resumes it.
+func (s *session) release() { s.drop(false) }
+
+func (s *session) drop(end bool) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
 		return
 	}
 	s.ended = true
-	s.interruptLocked()
+	if end || s.gw.store == nil {
+		s.interruptLocked()
+	} else {
+		for _, r := range s.requests {
+			s.endLocked(r, outcomeHandedOver)
+		}
+	}
 	if s.expiry != nil {
 		s.expiry.Stop()
 	}
@@ -234,6 +293,13 @@ func (s *session) end() {
 		g.removeUserSession(s)
 	}
 	g.metrics.sessions.Dec()
+	if end && g.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		if err := g.store.forgetSession(ctx, s.id); err != nil {
+			g.log.Warn("session record not deleted: it expires with the retention", "session", s.id, "err", err)
+		}
+	}
 }
 
 // onTakeover hands the session over to another gateway that is resuming it:
@@ -250,7 +316,7 @@ func (s *session) onTakeover(m *nats.Msg) {
 	if c != nil {
 		c.close(protocol.CloseSessionResumed, "session resumed on another gateway")
 	}
-	s.end()
+	s.release()
 	reply, _ := json.Marshal(takeoverReply{User: s.user})
 	if err := m.Respond(reply); err != nil {
 		s.gw.log.Warn("takeover reply failed", "session", s.id, "err", err)

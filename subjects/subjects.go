@@ -168,8 +168,12 @@ const (
 	HeaderUser        = "Fabric-User"    // request: the authenticated user id, when there is one
 	HeaderSeq         = "Fabric-Seq"     // event: 1, 2, … per request
 	HeaderType        = "Fabric-Type"    // push: the frame type
+	HeaderOrigin      = "Fabric-Origin"  // event: "gateway" on an event a gateway made (timeout, cancel), stored in durable mode
 	HeaderTraceparent = "traceparent"    // W3C trace context
 	HeaderTracestate  = "tracestate"     // W3C trace context
+
+	// OriginGateway is HeaderOrigin's value.
+	OriginGateway = "gateway"
 )
 
 // NATS's status header and the status a request gets when no subscriber is

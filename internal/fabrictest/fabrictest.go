@@ -58,7 +58,11 @@ type Gateway struct {
 	*gateway.Gateway
 	Server *httptest.Server
 	URL    string // ws://127.0.0.1:port/ws
+	nc     *nats.Conn
 }
+
+// NATS returns the gateway's NATS connection.
+func (g *Gateway) NATS() *nats.Conn { return g.nc }
 
 // StartGateway starts a gateway on nc; cfg's zero fields take defaults,
 // except HandoffTimeout: tests that want a shutdown to wait for session
@@ -81,7 +85,7 @@ func StartGateway(t testing.TB, nc *nats.Conn, cfg gateway.Config) *Gateway {
 		_ = g.Shutdown(ctx)
 		srv.Close()
 	})
-	return &Gateway{Gateway: g, Server: srv, URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+	return &Gateway{Gateway: g, Server: srv, URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", nc: nc}
 }
 
 // StartWorker starts a worker on nc whose routes register adds, and shuts

@@ -162,6 +162,17 @@ func (ws *WS) CloseCode() int {
 	}
 }
 
+// Close closes the connection normally (1000), which ends the session, and
+// waits for the gateway's close frame.
+func (ws *WS) Close() {
+	ws.t.Helper()
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
+	if err := ws.Conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(ReadTimeout)); err != nil {
+		ws.t.Fatalf("close: %v", err)
+	}
+	ws.CloseCode()
+}
+
 // Wrap wraps an open connection as a WS.
 func Wrap(t testing.TB, c *websocket.Conn) *WS {
 	t.Cleanup(func() { c.Close() })
