@@ -27,6 +27,9 @@ func runDev(ctx context.Context, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	if !flagGiven(fs, "durable") {
+		gf.durable = true // the embedded NATS has JetStream: nothing is lost on a reconnect
+	}
 	if !flagGiven(fs, "handoff-timeout") {
 		gf.cfg.HandoffTimeout = -1 // the only gateway: no one to hand sessions to
 	}

@@ -93,6 +93,8 @@ type gatewayFlags struct {
 	allowedOrigins string
 	cfg            gateway.Config
 	shutdownGrace  time.Duration
+	durable        bool
+	durableCfg     gateway.DurableConfig
 }
 
 func (g *gatewayFlags) register(fs *flag.FlagSet) {
@@ -111,10 +113,18 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&g.cfg.WriteTimeout, "write-timeout", gateway.DefaultWriteTimeout, "deadline of one write to a client")
 	fs.DurationVar(&g.cfg.HandoffTimeout, "handoff-timeout", gateway.DefaultHandoffTimeout, "on shutdown, how long sessions wait to be resumed on another gateway (negative: not at all)")
 	fs.DurationVar(&g.shutdownGrace, "shutdown-grace", 10*time.Second, "time to close clients, hand sessions over and drain on SIGTERM")
+	fs.BoolVar(&g.durable, "durable", false, "keep request events in JetStream: resumed sessions lose nothing, on any gateway")
+	fs.DurationVar(&g.durableCfg.Retention, "durable-retention", gateway.DefaultRetention, "with --durable: how long events, the request ledger and session records are kept")
+	fs.StringVar(&g.durableCfg.Storage, "durable-storage", "file", "with --durable: JetStream storage, file or memory")
+	fs.IntVar(&g.durableCfg.Replicas, "durable-replicas", 1, "with --durable: copies kept in a NATS cluster (1, 3 or 5)")
 }
 
 func (g *gatewayFlags) config() gateway.Config {
 	cfg := g.cfg
+	if g.durable {
+		d := g.durableCfg
+		cfg.Durable = &d
+	}
 	cfg.ID = g.id
 	cfg.Prefix = g.prefix
 	if g.resumeSecret != "" {

@@ -104,14 +104,14 @@ test("a cut connection reconnects, resumes and finishes the answer", async (t) =
   assert.match(await page.getByTestId("last-close").innerText(), /1006/);
   assert.equal(await page.getByTestId("reconnects").innerText(), "1");
 
-  // The session resumed, but this version keeps no events across a drop
-  // (the gateway answers the re-sent request "interrupted"), so the page
-  // continues the run from the outputs it has: the plan is reused.
+  // fabric dev is durable: the session resumed and the gateway replayed
+  // what the page missed, so the same run finishes; nothing is redone.
   await turn.and(page.locator("[data-status=done]")).waitFor({ timeout: TIMEOUT });
-  assert.equal(await statusOf(step(turn, "plan")), "reused");
-  for (const id of ["sql", "analysis", "chart"]) {
+  for (const id of ["plan", "sql", "analysis", "chart"]) {
     assert.equal(await statusOf(step(turn, id)), "done", `step ${id}`);
   }
+  assert.match(await turn.getByTestId("notes").innerText(), /Resumed after reconnect/);
+  assert.doesNotMatch(await turn.getByTestId("notes").innerText(), /continued from saved state/i);
   const rows = await step(turn, "sql").locator("tbody tr").count();
   assert.equal(rows, 3, "the top 3 products");
   await screenshot(page, "resumed");
