@@ -28,6 +28,14 @@ type Config struct {
 	// RequestTimeout is a request's inactivity timeout: the longest wait for
 	// the worker's next event. 0 means 30s.
 	RequestTimeout time.Duration
+	// MaxRequestDuration bounds a request's whole run, however often its
+	// worker sends: after it, the request ends with :error{timeout} and the
+	// worker is told to cancel. 0 means 1h.
+	MaxRequestDuration time.Duration
+	// DrainPeriod spreads a shutdown's 1001 closes over this long, so that
+	// its clients do not all reconnect to the other gateways at once.
+	// 0 means 2s; negative closes them all at once.
+	DrainPeriod time.Duration
 	// SessionRetention is how long a session outlives its connection, waiting
 	// to be resumed. 0 means 2m.
 	SessionRetention time.Duration
@@ -77,22 +85,28 @@ func WithRegistry(r *prometheus.Registry) Option { return func(o *options) { o.r
 
 // Defaults of Config.
 const (
-	DefaultHelloTimeout     = 10 * time.Second
-	DefaultPingInterval     = 25 * time.Second
-	DefaultRequestTimeout   = 30 * time.Second
-	DefaultSessionRetention = 2 * time.Minute
-	DefaultMaxFrameBytes    = 1 << 20
-	DefaultMaxInFlight      = 128
-	DefaultMaxQueueBytes    = 4 << 20
-	DefaultWriteTimeout     = 10 * time.Second
-	DefaultTakeoverTimeout  = 2 * time.Second
-	DefaultHandoffTimeout   = 5 * time.Second
+	DefaultHelloTimeout       = 10 * time.Second
+	DefaultPingInterval       = 25 * time.Second
+	DefaultRequestTimeout     = 30 * time.Second
+	DefaultMaxRequestDuration = time.Hour
+	DefaultDrainPeriod        = 2 * time.Second
+	DefaultSessionRetention   = 2 * time.Minute
+	DefaultMaxFrameBytes      = 1 << 20
+	DefaultMaxInFlight        = 128
+	DefaultMaxQueueBytes      = 4 << 20
+	DefaultWriteTimeout       = 10 * time.Second
+	DefaultTakeoverTimeout    = 2 * time.Second
+	DefaultHandoffTimeout     = 5 * time.Second
 )
 
 func (c Config) withDefaults() Config {
 	setDuration(&c.HelloTimeout, DefaultHelloTimeout)
 	setDuration(&c.PingInterval, DefaultPingInterval)
 	setDuration(&c.RequestTimeout, DefaultRequestTimeout)
+	setDuration(&c.MaxRequestDuration, DefaultMaxRequestDuration)
+	if c.DrainPeriod == 0 {
+		c.DrainPeriod = DefaultDrainPeriod
+	}
 	setDuration(&c.SessionRetention, DefaultSessionRetention)
 	setDuration(&c.WriteTimeout, DefaultWriteTimeout)
 	setDuration(&c.TakeoverTimeout, DefaultTakeoverTimeout)

@@ -253,6 +253,13 @@ func (c *conn) enqueue(frame []byte) {
 	}
 }
 
+// roomy reports whether the outbound queue is under half full, or closing.
+func (c *conn) roomy() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.closing || c.queued < c.gw.cfg.MaxQueueBytes/2
+}
+
 // overflow closes a client whose outbound queue is full.
 func (c *conn) overflow() {
 	c.gw.metrics.slowConsumers.Inc()

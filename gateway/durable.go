@@ -181,8 +181,9 @@ func (st *store) forgetSession(ctx context.Context, id string) error {
 
 // replay delivers the stored events of request (session, id) to deliver, in
 // the order they were stored, and then those stored later, until stop is
-// called. deliver runs on one goroutine at a time.
-func (st *store) replay(ctx context.Context, session, id string, deliver func(jetstream.Msg)) (stop func(), err error) {
+// called. Before each event it waits for pace, so that a replay goes at its
+// client's speed. deliver runs on one goroutine.
+func (st *store) replay(ctx context.Context, session, id string, pace func(context.Context) error, deliver func(jetstream.Msg)) (stop func(), err error) {
 	cons, err := st.js.OrderedConsumer(ctx, st.stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{st.space.Reply(session, id) + ".>"},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -190,11 +191,24 @@ func (st *store) replay(ctx context.Context, session, id string, deliver func(je
 	if err != nil {
 		return nil, err
 	}
-	cc, err := cons.Consume(deliver)
+	it, err := cons.Messages(jetstream.PullMaxMessages(256))
 	if err != nil {
 		return nil, err
 	}
-	return cc.Stop, nil
+	runCtx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for {
+			m, err := it.Next()
+			if err != nil {
+				return // stopped
+			}
+			if pace(runCtx) != nil {
+				return
+			}
+			deliver(m)
+		}
+	}()
+	return func() { cancel(); it.Stop() }, nil
 }
 
 // storeTimeout bounds one call to the store on a client's behalf.
@@ -242,13 +256,12 @@ func (s *session) replayLocked(r *request) {
 		r.stopReplay = nil
 	}
 	r.replaying = true
-	r.early = nil
 	r.replayGen++
 	gen := r.replayGen
 	g := s.gw
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		stop, err := g.store.replay(ctx, s.id, r.id, func(m jetstream.Msg) { s.onStored(r, gen, m) })
+		stop, err := g.store.replay(ctx, s.id, r.id, s.awaitRoom, func(m jetstream.Msg) { s.onStored(r, gen, m) })
 		cancel()
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -266,6 +279,24 @@ func (s *session) replayLocked(r *request) {
 		}
 		r.stopReplay = stop
 	}()
+}
+
+// awaitRoom waits until the session's connection has room in its queue
+// (half of MaxQueueBytes), so a replay does not close a slow client.
+func (s *session) awaitRoom(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		c := s.conn
+		s.mu.Unlock()
+		if c == nil || c.roomy() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
 
 // onStored receives one stored event of r from its replay.
@@ -319,7 +350,6 @@ func (s *session) holdLocked() {
 	for _, r := range s.requests {
 		r.held = true
 		r.replaying = false
-		r.early = nil
 		if r.stopReplay != nil {
 			go r.stopReplay()
 			r.stopReplay = nil

@@ -194,3 +194,84 @@ func TestDurableNormalCloseEndsSession(t *testing.T) {
 		t.Fatalf("a closed session was resumed: %+v", w2)
 	}
 }
+
+// A client too slow for its events is closed with 4001; in durable mode it
+// resumes and gets every event it missed.
+func TestDurableSlowConsumerResumesWithNothingLost(t *testing.T) {
+	ns := fabrictest.NATS(t)
+	g := durableGateway(t, ns, "gw", gateway.Config{MaxQueueBytes: 64 << 10})
+	fabrictest.StartDemoWorker(t, fabrictest.Connect(t, ns, "worker"), workers.Config{})
+	ws, w := fabrictest.Hello(t, g.URL)
+	const n = 20_000
+	count := map[string]int{"n": n}
+	ws.Request("demo/count", "big", count)
+	// Read nothing until the gateway gives up on this client, then what
+	// reached the socket, up to the close.
+	waitMetric(t, g, "fabric_gateway_slow_consumers_total 1")
+	var after uint64
+	for {
+		m, err := ws.TryRead(5 * time.Second)
+		if err != nil {
+			break
+		}
+		if m.ID == "big" {
+			after = m.Seq
+		}
+	}
+	if after >= n {
+		t.Fatalf("the client got %d events before the close: not slow enough to test", after)
+	}
+	ws2 := fabrictest.Dial(t, g.URL)
+	if w2 := ws2.Hello(resumeHello(w)); !w2.Resumed {
+		t.Fatalf("not resumed: %+v", w2)
+	}
+	resend(ws2, "demo/count", "big", count, after)
+	checkCount(t, ws2.Collect("big")["big"], n, after)
+}
+
+// MaxRequestDuration ends a request that keeps sending.
+func TestMaxRequestDuration(t *testing.T) {
+	f := fabrictest.Start(t, gateway.Config{MaxRequestDuration: 200 * time.Millisecond})
+	ws, _ := fabrictest.Hello(t, f.Gateway.URL)
+	msgs := ws.Call("demo/count", "long", map[string]int{"n": 100_000, "intervalMs": 5})
+	last, errEv := msgs[len(msgs)-1], msgs[len(msgs)-2]
+	if last.Type != "demo/count:finish" || errEv.Type != "demo/count:error" || !strings.Contains(string(errEv.Payload), `"code":"timeout"`) ||
+		!strings.Contains(string(errEv.Payload), "ran longer than 200ms") || last.Seq != uint64(len(msgs)) {
+		t.Fatalf("ended with %s", dump(msgs[len(msgs)-2:]))
+	}
+}
+
+// A shutting-down gateway closes its clients one by one over DrainPeriod,
+// not all at once.
+func TestShutdownSpreadsCloses(t *testing.T) {
+	ns := fabrictest.NATS(t)
+	g := fabrictest.StartGateway(t, fabrictest.Connect(t, ns, "gw"), gateway.Config{DrainPeriod: 800 * time.Millisecond})
+	const clients = 4
+	for range clients {
+		fabrictest.Hello(t, g.URL)
+	}
+	waitMetric(t, g, fmt.Sprintf("fabric_gateway_connections %d", clients))
+	done := make(chan error, 1)
+	go func() { done <- g.Shutdown(context.Background()) }()
+	seen := map[string]bool{}
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !seen["fabric_gateway_connections 2"] && !seen["fabric_gateway_connections 3"] {
+				t.Fatalf("never saw some clients closed and others not: %v", seen)
+			}
+			return
+		default:
+		}
+		_, body := g.HTTPGet(t, "/metrics")
+		for i := 1; i < clients; i++ {
+			if line := fmt.Sprintf("fabric_gateway_connections %d", i); strings.Contains(body, line+"\n") {
+				seen[line] = true
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

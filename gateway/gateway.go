@@ -200,7 +200,8 @@ func (g *Gateway) removeConn(c *conn) {
 }
 
 // Shutdown stops the gateway in order: it refuses new connections, closes
-// every client with 1001 (going away: reconnect at once, elsewhere), waits for
+// every client with 1001 (going away: reconnect at once, elsewhere), spread
+// over DrainPeriod, waits for
 // the connections to end, keeps the sessions for HandoffTimeout so that other
 // gateways can take them over as their clients resume, then ends the rest and
 // drops their subscriptions. ctx bounds the whole. It is safe to call more
@@ -216,9 +217,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		g.mu.Unlock()
 		g.log.Info("gateway shutting down", "connections", len(conns))
-		for _, c := range conns {
-			c.close(protocol.CloseGoingAway, "gateway shutting down")
-		}
+		g.closeSpread(ctx, conns)
 		done := make(chan struct{})
 		go func() { g.connWG.Wait(); close(done) }()
 		select {
@@ -246,6 +245,26 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		_ = g.pushAll.Unsubscribe()
 	})
 	return err
+}
+
+// closeSpread closes conns with 1001, evenly over DrainPeriod (or at once
+// when ctx ends), so that their clients reconnect elsewhere a few at a time.
+func (g *Gateway) closeSpread(ctx context.Context, conns []*conn) {
+	var gap time.Duration
+	if g.cfg.DrainPeriod > 0 && len(conns) > 1 {
+		gap = g.cfg.DrainPeriod / time.Duration(len(conns))
+	}
+	tick := time.NewTicker(max(gap, time.Millisecond))
+	defer tick.Stop()
+	for i, c := range conns {
+		if i > 0 && gap > 0 && ctx.Err() == nil {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+			}
+		}
+		c.close(protocol.CloseGoingAway, "gateway shutting down")
+	}
 }
 
 // sessionList returns a snapshot of the sessions held.

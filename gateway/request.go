@@ -29,6 +29,7 @@ type request struct {
 	sent       uint64 // the highest seq queued to the client
 	started    time.Time
 	timer      *time.Timer // the inactivity timeout
+	deadline   *time.Timer // MaxRequestDuration
 
 	// Durable mode.
 	durable bool // in the ledger: its events are stored
@@ -51,9 +52,6 @@ type earlyEvent struct {
 	frame  []byte
 	finish bool
 }
-
-// maxEarly bounds the frames a replaying request holds ahead of a gap.
-const maxEarly = 4096
 
 // start accepts a request from the client. It returns an error for a frame
 // to reject with sys/error; every request it accepts ends with one :finish.
@@ -128,6 +126,7 @@ func (s *session) start(f *protocol.ClientFrame) error {
 	r.started = time.Now()
 	s.requests[r.id] = r
 	r.timer = time.AfterFunc(g.cfg.RequestTimeout, func() { s.onTimeout(r) })
+	r.deadline = time.AfterFunc(g.cfg.MaxRequestDuration, func() { s.onDeadline(r) })
 	if !run {
 		s.replayLocked(r)
 		return nil
@@ -233,9 +232,10 @@ func (s *session) eventLocked(r *request, tail string, h nats.Header, data []byt
 }
 
 // deliverLocked queues event seq of r for the client, in order: an event
-// already sent is dropped; while replaying, one ahead of a gap waits for
-// the gap to fill. The request ends when its :finish is sent, or, while it
-// is held, when its :finish is seen (the client gets it from the store).
+// already sent is dropped, and so, while replaying, is one ahead of a gap
+// (the replay brings it in turn). The request ends when its :finish is
+// sent, or, while it is held, when its :finish is seen (the client gets it
+// from the store).
 func (s *session) deliverLocked(r *request, seq uint64, finish bool, frame []byte) {
 	if r.held {
 		if finish {
@@ -247,31 +247,13 @@ func (s *session) deliverLocked(r *request, seq uint64, finish bool, frame []byt
 		return // a duplicate: sent live and replayed, or replayed twice
 	}
 	if r.replaying && seq > r.sent+1 {
-		if len(r.early) >= maxEarly {
-			s.gw.log.Warn("replay gap too large: interrupting", "session", s.id, "id", r.id, "route", r.typeName, "sent", r.sent)
-			s.interruptReplayLocked(r)
-			return
-		}
-		if r.early == nil {
-			r.early = make(map[uint64]earlyEvent)
-		}
-		r.early[seq] = earlyEvent{frame, finish}
-		return
+		return // ahead of a gap: the replay, which reads every stored event in order, brings it
 	}
-	for {
-		r.sent = seq
-		s.sendLocked(frame)
-		s.gw.metrics.events.Inc()
-		if finish {
-			s.endLocked(r, "")
-			return
-		}
-		next, ok := r.early[seq+1]
-		if !ok {
-			return
-		}
-		delete(r.early, seq+1)
-		seq, frame, finish = seq+1, next.frame, next.finish
+	r.sent = seq
+	s.sendLocked(frame)
+	s.gw.metrics.events.Inc()
+	if finish {
+		s.endLocked(r, "")
 	}
 }
 
@@ -304,6 +286,19 @@ func (s *session) onTimeout(r *request) {
 	s.stopWorkerLocked(r)
 	s.failLocked(r, outcomeTimeout, protocol.Errorf(protocol.CodeTimeout,
 		"the worker sent nothing for %s", s.gw.cfg.RequestTimeout))
+}
+
+// onDeadline ends a request that ran for MaxRequestDuration.
+func (s *session) onDeadline(r *request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.requests[r.id] != r || r.closedAt != 0 {
+		return
+	}
+	s.gw.log.Info("request ran too long", "session", s.id, "id", r.id, "route", r.typeName, "max", s.gw.cfg.MaxRequestDuration.String())
+	s.stopWorkerLocked(r)
+	s.failLocked(r, outcomeTimeout, protocol.Errorf(protocol.CodeTimeout,
+		"the request ran longer than %s", s.gw.cfg.MaxRequestDuration))
 }
 
 // interruptLocked ends every request in flight when the connection is lost
@@ -373,6 +368,7 @@ func (s *session) stillFinishingLocked(id string) bool {
 func (s *session) endLocked(r *request, outcome string) {
 	if r.timer != nil {
 		r.timer.Stop()
+		r.deadline.Stop()
 	}
 	if r.stopReplay != nil {
 		go r.stopReplay()

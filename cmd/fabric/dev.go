@@ -30,6 +30,9 @@ func runDev(ctx context.Context, args []string) error {
 	if !flagGiven(fs, "durable") {
 		gf.durable = true // the embedded NATS has JetStream: nothing is lost on a reconnect
 	}
+	if !flagGiven(fs, "drain-period") {
+		gf.cfg.DrainPeriod = -1 // no other gateway to spread the load onto
+	}
 	if !flagGiven(fs, "handoff-timeout") {
 		gf.cfg.HandoffTimeout = -1 // the only gateway: no one to hand sessions to
 	}

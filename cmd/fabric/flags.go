@@ -112,6 +112,8 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&g.cfg.MaxQueueBytes, "max-queue-bytes", gateway.DefaultMaxQueueBytes, "outbound queue per connection before a slow client is closed")
 	fs.DurationVar(&g.cfg.WriteTimeout, "write-timeout", gateway.DefaultWriteTimeout, "deadline of one write to a client")
 	fs.DurationVar(&g.cfg.HandoffTimeout, "handoff-timeout", gateway.DefaultHandoffTimeout, "on shutdown, how long sessions wait to be resumed on another gateway (negative: not at all)")
+	fs.DurationVar(&g.cfg.MaxRequestDuration, "max-request-duration", gateway.DefaultMaxRequestDuration, "longest run of a request, however often its worker sends")
+	fs.DurationVar(&g.cfg.DrainPeriod, "drain-period", gateway.DefaultDrainPeriod, "on shutdown, spread the clients' 1001 closes over this long (negative: all at once)")
 	fs.DurationVar(&g.shutdownGrace, "shutdown-grace", 10*time.Second, "time to close clients, hand sessions over and drain on SIGTERM")
 	fs.BoolVar(&g.durable, "durable", false, "keep request events in JetStream: resumed sessions lose nothing, on any gateway")
 	fs.DurationVar(&g.durableCfg.Retention, "durable-retention", gateway.DefaultRetention, "with --durable: how long events, the request ledger and session records are kept")

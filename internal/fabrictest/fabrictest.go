@@ -65,12 +65,15 @@ type Gateway struct {
 func (g *Gateway) NATS() *nats.Conn { return g.nc }
 
 // StartGateway starts a gateway on nc; cfg's zero fields take defaults,
-// except HandoffTimeout: tests that want a shutdown to wait for session
-// handoff set it.
+// except HandoffTimeout and DrainPeriod: tests that want a shutdown to wait
+// for session handoff, or to spread its closes, set them.
 func StartGateway(t testing.TB, nc *nats.Conn, cfg gateway.Config) *Gateway {
 	t.Helper()
 	if cfg.HandoffTimeout == 0 {
 		cfg.HandoffTimeout = -1
+	}
+	if cfg.DrainPeriod == 0 {
+		cfg.DrainPeriod = -1
 	}
 	g, err := gateway.New(nc, cfg, gateway.WithLogger(Logger()))
 	if err != nil {
