@@ -40,17 +40,10 @@ type request struct {
 	// seq (timeout, cancel…); the worker's events from it on are dropped.
 	// 0 while open.
 	closedAt   uint64
-	replaying  bool                  // stored events are being replayed: deliver in seq order
-	replayGen  int                   // numbers replays, so a stale one's events are dropped
-	stopReplay func()                // stops the replay's consumer, once it runs
-	early      map[uint64]earlyEvent // events ahead of a gap, while replaying
-	outcome    string                // the gateway's outcome, when it ended the request
-}
-
-// earlyEvent is an event waiting for a replay gap to fill.
-type earlyEvent struct {
-	frame  []byte
-	finish bool
+	replaying  bool   // stored events are being replayed: deliver in seq order
+	replayGen  int    // numbers replays, so a stale one's events are dropped
+	stopReplay func() // stops the replay's consumer, once it runs
+	outcome    string // the gateway's outcome, when it ended the request
 }
 
 // start accepts a request from the client. It returns an error for a frame
