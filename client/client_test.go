@@ -21,6 +21,7 @@ import (
 	"github.com/seed82ac63c1/fabric/gateway"
 	"github.com/seed82ac63c1/fabric/internal/fabrictest"
 	"github.com/seed82ac63c1/fabric/protocol"
+	"github.com/seed82ac63c1/fabric/workers"
 	"github.com/seed82ac63c1/fabric/workers/demo"
 )
 
@@ -345,5 +346,46 @@ func TestNoRetryAfterTerminalCloseOnReconnect(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // five backoffs: no more dials may come
 	if n := dials.Load(); n != 2 {
 		t.Fatalf("%d dials, want 2", n)
+	}
+}
+
+// TestDurableFailover: the client's gateway dies mid-stream; the client
+// resumes on another durable gateway and its call completes with every
+// event exactly once, in order.
+func TestDurableFailover(t *testing.T) {
+	ns := fabrictest.NATS(t)
+	cfg := gateway.Config{ResumeSecret: []byte("test-secret"), Durable: &gateway.DurableConfig{Storage: "memory"}}
+	a := fabrictest.StartGateway(t, fabrictest.Connect(t, ns, "gateway-a"), cfg)
+	b := fabrictest.StartGateway(t, fabrictest.Connect(t, ns, "gateway-b"), cfg)
+	fabrictest.StartDemoWorker(t, fabrictest.Connect(t, ns, "worker"), workers.Config{})
+	proxy := fabrictest.StartProxy(t, a.URL)
+	c := dial(t, proxy.URL(), client.Options{BackoffMin: 20 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	session := c.Session()
+
+	const n = 60
+	var seen []uint64
+	for m, err := range c.Stream(context.Background(), "demo/count", demo.CountParams{N: n, IntervalMs: 10}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, m.Seq)
+		if m.Seq == 5 {
+			// Gateway a dies: its clients drop and it leaves NATS.
+			proxy.SetTarget(b.URL)
+			a.Server.CloseClientConnections()
+			a.NATS().Close()
+			proxy.Cut()
+		}
+	}
+	if len(seen) != n+2 {
+		t.Fatalf("got %d events, want %d: %v", len(seen), n+2, seen)
+	}
+	for i, seq := range seen {
+		if seq != uint64(i+1) {
+			t.Fatalf("seq %d at %d: %v", seq, i, seen)
+		}
+	}
+	if c.Session() != session || c.Welcome().Gateway != b.ID() || !c.Welcome().Resumed {
+		t.Fatalf("welcome %+v, want session %s resumed on %s", c.Welcome(), session, b.ID())
 	}
 }
