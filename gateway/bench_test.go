@@ -11,6 +11,7 @@ import (
 
 	"github.com/seed82ac63c1/fabric/gateway"
 	"github.com/seed82ac63c1/fabric/internal/fabrictest"
+	"github.com/seed82ac63c1/fabric/workers"
 )
 
 // readUntilFinish reads frames until n finishes have arrived.
@@ -54,6 +55,25 @@ func BenchmarkRoundTrip(b *testing.B) {
 				readUntilFinish(b, ws.Conn, 1)
 			}
 		})
+	}
+}
+
+// BenchmarkRoundTripDurable is BenchmarkRoundTrip/echo with a durable
+// gateway (file storage): each request is claimed in the ledger and its
+// events are stored. Ids are unique, as the ledger runs each id once.
+func BenchmarkRoundTripDurable(b *testing.B) {
+	ns := fabrictest.NATS(b)
+	g := fabrictest.StartGateway(b, fabrictest.Connect(b, ns, "gateway"), gateway.Config{Durable: &gateway.DurableConfig{}})
+	fabrictest.StartDemoWorker(b, fabrictest.Connect(b, ns, "worker"), workers.Config{})
+	ws, _ := fabrictest.Hello(b, g.URL)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		frame := fmt.Appendf(nil, `{"type":"demo/echo","id":"d%d","payload":{"hello":"world"}}`, i)
+		if err := ws.Conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+			b.Fatal(err)
+		}
+		readUntilFinish(b, ws.Conn, 1)
 	}
 }
 
