@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -118,4 +119,32 @@ func BenchmarkNATSRequestBaseline(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkCancelLatency: from the client's sys/cancel to the worker's
+// handler seeing its ctx cancelled, through a real gateway and NATS.
+func BenchmarkCancelLatency(b *testing.B) {
+	f := fabrictest.Start(b, gateway.Config{})
+	started, cancelled := make(chan struct{}, 1), make(chan time.Time, 1)
+	fabrictest.StartWorker(b, fabrictest.Connect(b, f.NATS, "block-worker"), workers.Config{}, func(w *workers.Worker) error {
+		return w.HandleRaw("bench/block", workers.HandlerFunc(func(ctx context.Context, _ *workers.Request, _ *workers.Stream) error {
+			started <- struct{}{}
+			<-ctx.Done()
+			cancelled <- time.Now()
+			return ctx.Err()
+		}))
+	})
+	ws, _ := fabrictest.Hello(b, f.Gateway.URL)
+	var total time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		id := fmt.Sprintf("c%d", i)
+		ws.Request("bench/block", id, nil)
+		<-started
+		sent := time.Now()
+		ws.Send(map[string]string{"type": "sys/cancel", "id": id})
+		total += (<-cancelled).Sub(sent)
+		readUntilFinish(b, ws.Conn, 1)
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "µs-to-ctx")
 }

@@ -81,6 +81,14 @@ func (s *session) start(f *protocol.ClientFrame) error {
 			"more than %d requests in flight on this connection", g.cfg.MaxInFlight))
 		return nil
 	}
+	if !g.nc.IsConnected() {
+		// nats.go would buffer the request until it reconnects; the client
+		// is better told at once.
+		defer s.mu.Unlock()
+		s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal,
+			"the message bus is unreachable: try again shortly"))
+		return nil
+	}
 	msg := s.requestMsg(f)
 	if max := g.nc.MaxPayload(); int64(len(msg.Data)+headerSize(msg)) > max {
 		defer s.mu.Unlock()
