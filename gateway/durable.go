@@ -350,6 +350,7 @@ func (s *session) holdLocked() {
 	for _, r := range s.requests {
 		r.held = true
 		r.replaying = false
+		r.replayGen++ // a replay still starting stops itself
 		if r.stopReplay != nil {
 			go r.stopReplay()
 			r.stopReplay = nil
