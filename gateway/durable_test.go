@@ -228,3 +228,49 @@ func TestDurableSlowConsumerResumesWithNothingLost(t *testing.T) {
 	resend(ws2, "demo/count", "big", count, after)
 	checkCount(t, ws2.Collect("big")["big"], n, after)
 }
+
+// A durable gateway that shuts down closes its clients with 1001 and lets
+// their requests run on: the clients resume on another gateway, with
+// nothing lost, whether it takes the session over from the one shutting
+// down (handoff) or adopts it from the store once that one is gone.
+func TestDurableShutdownLosesNothing(t *testing.T) {
+	for _, handoff := range []time.Duration{-1, 5 * time.Second} {
+		t.Run(fmt.Sprintf("handoff=%v", handoff), func(t *testing.T) {
+			ns := fabrictest.NATS(t)
+			g1 := durableGateway(t, ns, "gw1", gateway.Config{HandoffTimeout: handoff})
+			g2 := durableGateway(t, ns, "gw2", gateway.Config{})
+			fabrictest.StartDemoWorker(t, fabrictest.Connect(t, ns, "worker"), workers.Config{})
+
+			ws, w := fabrictest.Hello(t, g1.URL)
+			count := map[string]int{"n": 40, "intervalMs": 10}
+			ws.Request("demo/count", "c1", count)
+			var after uint64
+			for after < 5 {
+				after = ws.Read().Seq
+			}
+			stopped := make(chan error, 1)
+			go func() { stopped <- g1.Shutdown(context.Background()) }()
+			var code int
+			for code == 0 {
+				m, err := ws.TryRead(10 * time.Second)
+				if err != nil {
+					code = ws.CloseCode()
+					break
+				}
+				after = m.Seq
+			}
+			if code != int(protocol.CloseGoingAway) {
+				t.Fatalf("close code %d, want 1001", code)
+			}
+			ws2 := fabrictest.Dial(t, g2.URL)
+			if w2 := ws2.Hello(resumeHello(w)); !w2.Resumed {
+				t.Fatalf("not resumed: %+v", w2)
+			}
+			resend(ws2, "demo/count", "c1", count, after)
+			checkCount(t, ws2.Collect("c1")["c1"], 40, after)
+			if err := <-stopped; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
