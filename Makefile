@@ -3,7 +3,7 @@ GO        ?= go
 STATICCHECK_VERSION ?= v0.8.2
 TOOLS     := $(CURDIR)/bin
 
-.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz build dev gen ts-test asyncapi-check web web-test browser-test
+.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz chaos build dev gen ts-test asyncapi-check web web-test browser-test
 
 ## test: every check and every test, with the race detector
 test: lint asyncapi-check race ts-test web-test browser-test
@@ -67,6 +67,10 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime 20s ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzTypeNameToSubject -fuzztime 20s ./subjects
+
+## chaos: the cluster chaos test for minutes, outside CI (FABRIC_CHAOS_DURATION, FABRIC_CHAOS_SEED)
+chaos:
+	$(GO) test -tags chaos -race -count=1 -timeout 60m -run TestChaos -v ./internal/cluster
 
 ## gen: regenerate generated files (the TypeScript code catalogue and demo route map, the AsyncAPI document)
 gen:

@@ -214,6 +214,36 @@ func (st *store) replay(ctx context.Context, session, id string, pace func(conte
 // storeTimeout bounds one call to the store on a client's behalf.
 const storeTimeout = 5 * time.Second
 
+// replayAttempts bounds the tries to start a replay.
+const replayAttempts = 6
+
+// watchReconnects replays, after the gateway's NATS connection comes back,
+// every request it was delivering live: events published while it was
+// away reached the store but not this gateway.
+func (g *Gateway) watchReconnects(ctx context.Context) {
+	changes := g.nc.StatusChanged(nats.CONNECTED)
+	defer g.nc.RemoveStatusListener(changes)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-changes:
+			if !ok {
+				return
+			}
+		}
+		for _, s := range g.sessionList() {
+			s.mu.Lock()
+			for _, r := range s.requests {
+				if r.durable && !r.held && !r.replaying {
+					s.replayLocked(r)
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
 // errExpired: a re-sent request the ledger no longer knows.
 var errExpired = errors.New("expired")
 
@@ -260,9 +290,25 @@ func (s *session) replayLocked(r *request) {
 	gen := r.replayGen
 	g := s.gw
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		stop, err := g.store.replay(ctx, s.id, r.id, s.awaitRoom, func(m jetstream.Msg) { s.onStored(r, gen, m) })
-		cancel()
+		// The store may be electing a leader (a NATS node just died): retry
+		// for a while before giving up on the request.
+		var stop func()
+		var err error
+		for attempt := 0; attempt < replayAttempts; attempt++ {
+			if attempt > 0 {
+				time.Sleep(500 * time.Millisecond)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			stop, err = g.store.replay(ctx, s.id, r.id, s.awaitRoom, func(m jetstream.Msg) { s.onStored(r, gen, m) })
+			cancel()
+			s.mu.Lock()
+			current := s.requests[r.id] == r && r.replayGen == gen
+			s.mu.Unlock()
+			if err == nil || !current {
+				break
+			}
+			g.log.Warn("replay not started: retrying", "session", s.id, "id", r.id, "route", r.typeName, "attempt", attempt+1, "err", err)
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		current := s.requests[r.id] == r && r.replayGen == gen
@@ -313,14 +359,15 @@ func (s *session) onStored(r *request, gen int, m jetstream.Msg) {
 	s.eventLocked(r, tail, m.Headers(), m.Data(), m.Subject())
 }
 
-// interruptReplayLocked ends r when its events cannot all be replayed (the
-// store lost some, or is unreachable): the client gets :error{interrupted}
-// and :finish after the last event it has, never a silent gap.
+// interruptReplayLocked ends r when some of its events are lost (core mode,
+// or a store that lost them or is unreachable): the client gets
+// :error{interrupted} and :finish after the last event it has, never a
+// silent gap.
 func (s *session) interruptReplayLocked(r *request) {
 	if r.closedAt == 0 {
 		s.stopWorkerLocked(r)
 	}
-	e := protocol.Errorf(protocol.CodeInterrupted, "the request's events could not all be replayed")
+	e := protocol.Errorf(protocol.CodeInterrupted, "some of the request's events were lost")
 	s.sendLocked(eventFrame(r.typeName, protocol.SuffixError, r.id, r.sent+1, e.Payload()))
 	s.sendLocked(eventFrame(r.typeName, protocol.SuffixFinish, r.id, r.sent+2, nil))
 	s.endLocked(r, outcomeInterrupted)

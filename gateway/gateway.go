@@ -105,6 +105,7 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
 		}
 		ctx, g.stopRefresh = context.WithCancel(context.Background())
 		go g.refreshSessions(ctx)
+		go g.watchReconnects(ctx)
 	}
 	g.pushAll, err = nc.Subscribe(space.PushAll(), g.onPushAll)
 	if err != nil {

@@ -233,8 +233,8 @@ func (s *session) eventLocked(r *request, tail string, h nats.Header, data []byt
 }
 
 // deliverLocked queues event seq of r for the client, in order: an event
-// already sent is dropped, and so, while replaying, is one ahead of a gap
-// (the replay brings it in turn). The request ends when its :finish is
+// already sent is dropped, and so is one ahead of a gap: a replay brings it
+// in turn (durable mode), or the request ends interrupted (core mode). The request ends when its :finish is
 // sent, or, while it is held, when its :finish is seen (the client gets it
 // from the store).
 func (s *session) deliverLocked(r *request, seq uint64, finish bool, frame []byte) {
@@ -247,8 +247,22 @@ func (s *session) deliverLocked(r *request, seq uint64, finish bool, frame []byt
 	if seq <= r.sent {
 		return // a duplicate: sent live and replayed, or replayed twice
 	}
-	if r.replaying && seq > r.sent+1 {
-		return // ahead of a gap: the replay, which reads every stored event in order, brings it
+	if seq > r.sent+1 {
+		switch {
+		case r.replaying:
+			// Ahead of a gap: the replay, which reads every stored event in
+			// order, brings it in turn.
+		case r.durable:
+			// Events were lost on the way (NATS failed over while the worker
+			// sent): the store has them; replay from what the client has.
+			s.gw.log.Warn("event gap: replaying from the store", "session", s.id, "id", r.id, "route", r.typeName, "sent", r.sent, "seq", seq)
+			s.replayLocked(r)
+		default:
+			// Core mode cannot get them back: say so, never skip silently.
+			s.gw.log.Warn("event gap: interrupting", "session", s.id, "id", r.id, "route", r.typeName, "sent", r.sent, "seq", seq)
+			s.interruptReplayLocked(r)
+		}
+		return
 	}
 	r.sent = seq
 	s.sendLocked(frame)
@@ -276,6 +290,12 @@ func (s *session) onTimeout(r *request) {
 	defer s.mu.Unlock()
 	if s.requests[r.id] != r {
 		return // it ended meanwhile
+	}
+	if r.durable && !s.gw.nc.IsConnected() {
+		// The gateway cannot hear the worker, whose events the store keeps:
+		// wait for the reconnect and its replay.
+		r.timer.Reset(s.gw.cfg.RequestTimeout)
+		return
 	}
 	if r.closedAt != 0 {
 		// Ended by a gateway, but a replay gap kept its :finish from the
