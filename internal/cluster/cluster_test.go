@@ -34,6 +34,21 @@ func wantOutcome(t *testing.T, rec *Client, outcome string, ids ...string) {
 	}
 }
 
+// settle ends a fault test: new requests work on every client, the
+// recording holds the invariants, and once the clients close the gateways
+// are back to their baseline.
+func settle(t *testing.T, c *Cluster, recs []*Client) {
+	t.Helper()
+	for _, rec := range recs {
+		serve(t, rec, 2)
+	}
+	Check(t, recs...)
+	for _, rec := range recs {
+		rec.Close(t)
+	}
+	c.CheckResources(t)
+}
+
 // serve sends n short requests on rec and checks that each succeeds.
 func serve(t *testing.T, rec *Client, n int) {
 	t.Helper()
@@ -184,14 +199,7 @@ func TestGatewayTerminated(t *testing.T) {
 	if code := c.Gateways[0].WaitExit(); code != 0 {
 		t.Errorf("gw0 exited with %d", code)
 	}
-	for _, rec := range recs {
-		serve(t, rec, 2)
-	}
-	Check(t, recs...)
-	for _, rec := range recs {
-		rec.Close(t)
-	}
-	c.CheckResources(t)
+	settle(t, c, recs)
 }
 
 // A gateway killed takes its sessions with it: in core mode nothing can
@@ -281,14 +289,7 @@ func TestNATSNodeKilled(t *testing.T) {
 	t.Logf("after the kill: %s", formatOutcomes(Outcomes(recs...)))
 
 	c.NATS[node].Restart()
-	for _, rec := range recs {
-		serve(t, rec, 2)
-	}
-	Check(t, recs...)
-	for _, rec := range recs {
-		rec.Close(t)
-	}
-	c.CheckResources(t)
+	settle(t, c, recs)
 }
 
 // A NATS node dying under a gateway must not lose events silently: a

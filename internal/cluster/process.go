@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/seed82ac63c1/fabric/internal/fabrictest"
 )
 
 // Timeouts of the harness's own waits. They bound a broken run; nothing is
@@ -35,12 +37,12 @@ type Process struct {
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
-	out     *output // the current incarnation's stdout and stderr
+	out     *fabrictest.SyncBuffer // the current incarnation's stdout and stderr
 	done    chan struct{}
 	exitErr error
 	ending  bool // we sent the current incarnation a signal that ends it
 	stopped bool
-	past    []*output // earlier incarnations, for the failure report
+	past    []*fabrictest.SyncBuffer // earlier incarnations, for the failure report
 }
 
 func (c *Cluster) newProcess(name, bin string, args []string) *Process {
@@ -54,7 +56,7 @@ func (c *Cluster) newProcess(name, bin string, args []string) *Process {
 // start starts a new incarnation and waits until it serves.
 func (p *Process) start() error {
 	cmd := exec.Command(p.bin, p.args...)
-	out := &output{}
+	out := &fabrictest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = environ()
 	if err := cmd.Start(); err != nil {
@@ -308,27 +310,6 @@ func waitState(pid int, state byte) error {
 func alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-// output collects a process's output.
-type output struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *output) Write(b []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(b)
-}
-
-func (o *output) String() string {
-	if o == nil {
-		return ""
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
 }
 
 // tail returns the end of a long output, enough to see what went wrong.

@@ -26,8 +26,8 @@ func BuildFabric(dir string) (string, error) {
 type Process struct {
 	t      testing.TB
 	cmd    *exec.Cmd
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout SyncBuffer
+	stderr SyncBuffer
 	done   chan struct{}
 	err    error
 }
@@ -112,18 +112,23 @@ func (p *Process) Stdout() string { return p.stdout.String() }
 // Stderr returns what the process printed on stderr so far.
 func (p *Process) Stderr() string { return p.stderr.String() }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads: a
+// child process's output, read while it runs.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
+	if b == nil {
+		return ""
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
