@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
@@ -116,18 +118,30 @@ func requestKey(session, id string) string { return session + "." + id }
 type ledgerEntry struct {
 	Type    string `json:"type"`
 	Gateway string `json:"gateway"`
+	// Claim tells this claim from another's, so that a claim whose first
+	// try's answer was lost is known as its own when tried again.
+	Claim string `json:"claim"`
 }
 
 // claim records that request (session, id) runs. It returns false if it was
-// already recorded: it ran, or runs, elsewhere or before.
-func (st *store) claim(ctx context.Context, session, id, typeName, gateway string) (bool, error) {
-	v, _ := json.Marshal(ledgerEntry{Type: typeName, Gateway: gateway})
-	_, err := st.requests.Create(ctx, requestKey(session, id), v)
+// already recorded: it ran, or runs, elsewhere or before. token is unique to
+// this claim; a claim tried again after an unanswered try passes the same
+// token, and finds the record its first try made its own.
+func (st *store) claim(ctx context.Context, session, id, typeName, gateway, token string) (bool, error) {
+	v, _ := json.Marshal(ledgerEntry{Type: typeName, Gateway: gateway, Claim: token})
+	key := requestKey(session, id)
+	_, err := st.requests.Create(ctx, key, v)
 	switch {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, jetstream.ErrKeyExists):
-		return false, nil
+		e, err := st.requests.Get(ctx, key)
+		if err != nil {
+			return false, err
+		}
+		var entry ledgerEntry
+		_ = json.Unmarshal(e.Value(), &entry)
+		return entry.Claim == token, nil
 	default:
 		return false, err
 	}
@@ -211,11 +225,43 @@ func (st *store) replay(ctx context.Context, session, id string, pace func(conte
 	return func() { cancel(); it.Stop() }, nil
 }
 
-// storeTimeout bounds one call to the store on a client's behalf.
-const storeTimeout = 5 * time.Second
+// The store is a set of JetStream streams replicated over the NATS
+// cluster. When a NATS node dies, the streams it led answer nothing until
+// their replicas elect a new leader, a matter of seconds: a call to the
+// store that goes unanswered is tried again, until storeBudget.
+const (
+	storeTimeout    = 2 * time.Second  // one try
+	storeBudget     = 20 * time.Second // every try, from the first
+	storeMaxBackoff = time.Second      // the longest pause between tries
+)
 
-// replayAttempts bounds the tries to start a replay.
-const replayAttempts = 6
+// retry calls try until it succeeds, fails for good (errExpired), or
+// storeBudget is spent; each try gets storeTimeout. give, if not nil, stops
+// the tries when it returns true, with errGivenUp.
+func retry(what string, log *slog.Logger, give func() bool, try func(ctx context.Context) error) error {
+	deadline := time.Now().Add(storeBudget)
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		err := try(ctx)
+		cancel()
+		if err == nil || errors.Is(err, errExpired) {
+			return err
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return err
+		}
+		log.Warn(what+": trying again", "attempt", attempt, "err", err)
+		time.Sleep(backoff)
+		if give != nil && give() {
+			return errGivenUp
+		}
+		backoff = min(2*backoff, storeMaxBackoff)
+	}
+}
+
+// errGivenUp: a retry whose caller no longer needs it.
+var errGivenUp = errors.New("given up")
 
 // watchReconnects replays, after the gateway's NATS connection comes back,
 // every request it was delivering live: events published while it was
@@ -247,25 +293,78 @@ func (g *Gateway) watchReconnects(ctx context.Context) {
 // errExpired: a re-sent request the ledger no longer knows.
 var errExpired = errors.New("expired")
 
-// claim decides, in durable mode, what a request frame does: run it (a new
-// (session, id), claimed in the ledger), or replay it (one the ledger
-// knows: re-sent after a resume, or sent again). A re-sent request the
-// ledger does not know ran too long ago: errExpired.
-func (s *session) claim(f *protocol.ClientFrame) (run bool, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
-	st := s.gw.store
-	if f.HasAfter {
-		known, err := st.known(ctx, s.id, f.ID)
-		if err != nil || known {
-			return false, err
+// claimAndRun decides, in durable mode and off the connection's reader,
+// what request r does, then does it: run (a new (session, id), claimed in
+// the ledger: msg is published), replay (one the ledger knows: re-sent after
+// a resume, or sent again), or end with :error{interrupted} (re-sent with
+// after > 0 but no longer known: it ran too long ago). A store that does not
+// answer is tried again for storeBudget; then the request ends with
+// :error{internal}.
+func (s *session) claimAndRun(r *request, resent bool, after uint64, msg *nats.Msg) {
+	defer s.gw.bg.Done()
+	g := s.gw
+	st := g.store
+	token := nuid.Next()
+	log := g.log.With("session", s.id, "id", r.id, "route", r.typeName)
+	var run bool
+	err := retry("request ledger", log, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.requests[r.id] != r && !r.handedOver
+	}, func(ctx context.Context) error {
+		if resent {
+			known, err := st.known(ctx, s.id, r.id)
+			if err != nil || known {
+				run = false
+				return err
+			}
+			if after > 0 {
+				return errExpired
+			}
+			// Never seen: sent before the drop, it never reached a gateway.
 		}
-		if f.After > 0 {
-			return false, errExpired
+		var err error
+		run, err = st.claim(ctx, s.id, r.id, r.typeName, g.cfg.ID, token)
+		return err
+	})
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.claiming = false
+	current := s.requests[r.id] == r
+	switch {
+	case errors.Is(err, errGivenUp):
+	case err == nil && run && r.cancelled:
+		if current {
+			s.failLocked(r, outcomeCancelled, protocol.Errorf(protocol.CodeCancelled, "cancelled by the client"))
 		}
-		// Never seen: it was sent before the drop but never reached a gateway.
+	case err == nil && run && (current || r.handedOver):
+		// Handed over: the client resumes elsewhere and gets the events
+		// from the store.
+		if err := g.nc.PublishMsg(msg); err != nil {
+			log.Error("publish request failed", "err", err)
+			if current {
+				s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the message bus is unavailable"))
+			}
+		}
+	case !current:
+	case errors.Is(err, errExpired):
+		r.durable = false // nothing of it is kept: the error is the client's alone
+		s.failLocked(r, outcomeInterrupted, protocol.Errorf(protocol.CodeInterrupted,
+			"the request's events are no longer kept (retention %s)", st.cfg.Retention))
+	case err != nil:
+		log.Error("request ledger unavailable", "err", err)
+		r.durable = false
+		s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the event store is unavailable"))
+	default: // known: it ran, or runs, elsewhere or before
+		if !r.held {
+			s.replayLocked(r)
+		}
+		if r.cancelled {
+			s.stopWorkerLocked(r)
+			s.failLocked(r, outcomeCancelled, protocol.Errorf(protocol.CodeCancelled, "cancelled by the client"))
+		}
 	}
-	return st.claim(ctx, s.id, f.ID, f.Type, s.gw.cfg.ID)
 }
 
 // resendLocked handles a request the client re-sent after resuming while it
@@ -274,7 +373,9 @@ func (s *session) claim(f *protocol.ClientFrame) (run bool, err error) {
 func (s *session) resendLocked(r *request, after uint64) {
 	r.held = false
 	r.sent = after
-	s.replayLocked(r)
+	if !r.claiming { // else the claim starts the replay
+		s.replayLocked(r)
+	}
 }
 
 // replayLocked starts replaying r's stored events after r.sent, merged in
@@ -289,41 +390,34 @@ func (s *session) replayLocked(r *request) {
 	r.replayGen++
 	gen := r.replayGen
 	g := s.gw
+	g.bg.Add(1)
 	go func() {
-		// The store may be electing a leader (a NATS node just died): retry
-		// for a while before giving up on the request.
-		var stop func()
-		var err error
-		for attempt := 0; attempt < replayAttempts; attempt++ {
-			if attempt > 0 {
-				time.Sleep(500 * time.Millisecond)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-			stop, err = g.store.replay(ctx, s.id, r.id, s.awaitRoom, func(m jetstream.Msg) { s.onStored(r, gen, m) })
-			cancel()
+		defer g.bg.Done()
+		current := func() bool {
 			s.mu.Lock()
-			current := s.requests[r.id] == r && r.replayGen == gen
-			s.mu.Unlock()
-			if err == nil || !current {
-				break
-			}
-			g.log.Warn("replay not started: retrying", "session", s.id, "id", r.id, "route", r.typeName, "attempt", attempt+1, "err", err)
+			defer s.mu.Unlock()
+			return s.requests[r.id] == r && r.replayGen == gen
 		}
+		var stop func()
+		err := retry("replay not started", g.log.With("session", s.id, "id", r.id, "route", r.typeName),
+			func() bool { return !current() },
+			func(ctx context.Context) (err error) {
+				stop, err = g.store.replay(ctx, s.id, r.id, s.awaitRoom, func(m jetstream.Msg) { s.onStored(r, gen, m) })
+				return err
+			})
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		current := s.requests[r.id] == r && r.replayGen == gen
-		if err != nil {
-			g.log.Error("replay failed", "session", s.id, "id", r.id, "route", r.typeName, "err", err)
-			if current {
-				s.interruptReplayLocked(r)
+		switch {
+		case s.requests[r.id] != r || r.replayGen != gen:
+			if err == nil {
+				go stop()
 			}
-			return
+		case err != nil:
+			g.log.Error("replay failed", "session", s.id, "id", r.id, "route", r.typeName, "err", err)
+			s.interruptReplayLocked(r)
+		default:
+			r.stopReplay = stop
 		}
-		if !current {
-			go stop()
-			return
-		}
-		r.stopReplay = stop
 	}()
 }
 
@@ -373,22 +467,46 @@ func (s *session) interruptReplayLocked(r *request) {
 	s.endLocked(r, outcomeInterrupted)
 }
 
-// storeLocked publishes an event the gateway made for r to r's event
-// subject, where the store keeps it beside the worker's.
-func (s *session) storeLocked(r *request, suffix string, seq uint64, payload []byte) {
+// storeLocked stores the events the gateway made for r (its :error and
+// :finish) beside the worker's, so the client gets them wherever it
+// resumes. They are published to r's event subject in order, each tried
+// again until the store acknowledges it.
+func (s *session) storeLocked(r *request, events ...storedEvent) {
 	g := s.gw
-	msg := &nats.Msg{
-		Subject: g.space.Reply(s.id, r.id) + "." + r.typeTokens + "." + suffix,
-		Header: nats.Header{
-			subjects.HeaderID:     {r.id},
-			subjects.HeaderSeq:    {strconv.FormatUint(seq, 10)},
-			subjects.HeaderOrigin: {subjects.OriginGateway},
-		},
-		Data: payload,
+	msgs := make([]*nats.Msg, len(events))
+	for i, e := range events {
+		msgs[i] = &nats.Msg{
+			Subject: g.space.Reply(s.id, r.id) + "." + r.typeTokens + "." + e.suffix,
+			Header: nats.Header{
+				subjects.HeaderID:     {r.id},
+				subjects.HeaderSeq:    {strconv.FormatUint(e.seq, 10)},
+				subjects.HeaderOrigin: {subjects.OriginGateway},
+			},
+			Data: e.payload,
+		}
 	}
-	if err := g.nc.PublishMsg(msg); err != nil {
-		g.log.Warn("store gateway event failed", "session", s.id, "id", r.id, "route", r.typeName, "err", err)
-	}
+	log := g.log.With("session", s.id, "id", r.id, "route", r.typeName)
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		for _, m := range msgs {
+			err := retry("store gateway event", log, nil, func(ctx context.Context) error {
+				_, err := g.store.js.PublishMsg(ctx, m)
+				return err
+			})
+			if err != nil {
+				log.Error("gateway event not stored: a client resuming elsewhere misses it", "err", err)
+				return
+			}
+		}
+	}()
+}
+
+// storedEvent is an event the gateway made, to store.
+type storedEvent struct {
+	suffix  string
+	seq     uint64
+	payload []byte
 }
 
 // holdLocked stops delivering r's events when its client goes: they are in

@@ -48,6 +48,7 @@ type Gateway struct {
 	conns    map[*conn]struct{}
 	draining bool
 	connWG   sync.WaitGroup // one per live connection's reader goroutine
+	bg       sync.WaitGroup // durable mode's claims, replay starts and stores in flight
 
 	shutdownOnce sync.Once
 }
@@ -244,6 +245,15 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			g.stopRefresh()
 		}
 		_ = g.pushAll.Unsubscribe()
+		// Claims and stores in flight finish before the caller drains NATS:
+		// a claimed request of a released session is still published.
+		bgDone := make(chan struct{})
+		go func() { g.bg.Wait(); close(bgDone) }()
+		select {
+		case <-bgDone:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	})
 	return err
 }

@@ -1,8 +1,8 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"time"
 
@@ -33,6 +33,19 @@ type request struct {
 
 	// Durable mode.
 	durable bool // in the ledger: its events are stored
+	// claiming: the ledger has not yet said whether it runs; its events are
+	// ignored, its timeouts wait.
+	claiming bool
+	// cancelled: the client cancelled it while it was claiming.
+	cancelled bool
+	// handedOver: its session was released to another gateway while it
+	// was claiming; it runs if claimed.
+	handedOver bool
+	// workerDone: the worker's :finish was seen; what is left to send
+	// comes from the store.
+	workerDone bool
+	// progressed is when an event was last sent to the client.
+	progressed time.Time
 	// held: the client has not re-sent the request since its session
 	// resumed, so nothing is delivered; the events are in the store.
 	held bool
@@ -96,40 +109,21 @@ func (s *session) start(f *protocol.ClientFrame) error {
 			"the payload is larger than the message bus allows (%d bytes)", max))
 		return nil
 	}
-	s.mu.Unlock()
-
-	run := true
-	if g.store != nil {
-		var err error
-		run, err = s.claim(f)
-		if errors.Is(err, errExpired) {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.failLocked(r, outcomeInterrupted, protocol.Errorf(protocol.CodeInterrupted,
-				"the request's events are no longer kept (retention %s)", g.store.cfg.Retention))
-			return nil
-		}
-		if err != nil {
-			g.log.Error("request ledger unavailable", "session", s.id, "id", f.ID, "route", f.Type, "err", err)
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the event store is unavailable"))
-			return nil
-		}
-		r.durable = true
+	if s.ended {
+		s.mu.Unlock()
+		return protocol.Errorf(protocol.CodeBadRequest, "the session has ended")
 	}
-
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.requests[r.id] != nil || s.ended {
-		return protocol.Errorf(protocol.CodeBadRequest, "id %q is already in flight on this session", f.ID)
-	}
 	r.started = time.Now()
 	s.requests[r.id] = r
 	r.timer = time.AfterFunc(g.cfg.RequestTimeout, func() { s.onTimeout(r) })
 	r.deadline = time.AfterFunc(g.cfg.MaxRequestDuration, func() { s.onDeadline(r) })
-	if !run {
-		s.replayLocked(r)
+	if g.store != nil {
+		// The ledger decides whether it runs: off this goroutine, which
+		// reads the client's next frames meanwhile.
+		r.durable, r.claiming = true, true
+		g.bg.Add(1)
+		go s.claimAndRun(r, f.HasAfter, f.After, msg)
 		return nil
 	}
 	if err := g.nc.PublishMsg(msg); err != nil {
@@ -147,6 +141,13 @@ func (s *session) requestMsg(f *protocol.ClientFrame) *nats.Msg {
 		Reply:   g.space.Reply(s.id, f.ID),
 		Header:  nats.Header{subjects.HeaderID: {f.ID}, subjects.HeaderSession: {s.id}},
 		Data:    f.PayloadOrNull(),
+	}
+	if g.store != nil {
+		// Published once the ledger has answered: the reader's buffer
+		// holds the next frame by then.
+		msg.Data = bytes.Clone(msg.Data)
+		// The worker publishes the events to the store and awaits its acks.
+		msg.Header[subjects.HeaderDurable] = []string{"1"}
 	}
 	if s.user != "" {
 		msg.Header[subjects.HeaderUser] = []string{s.user}
@@ -191,6 +192,9 @@ func (s *session) onEvent(m *nats.Msg) {
 // numbers it, and delivers it in order.
 func (s *session) eventLocked(r *request, tail string, h nats.Header, data []byte, subject string) {
 	g := s.gw
+	if r.claiming {
+		return // a run before this one's: a replay brings its events
+	}
 	suffix, ok := subjects.EventSuffix(tail, r.typeTokens)
 	if !ok {
 		g.log.Warn("event dropped: subject does not match the request", "session", s.id, "id", r.id, "route", r.typeName, "subject", subject)
@@ -216,6 +220,9 @@ func (s *session) eventLocked(r *request, tail string, h nats.Header, data []byt
 	} else if len(payload) > 0 && !json.Valid(payload) {
 		g.log.Warn("event dropped: payload is not JSON", "session", s.id, "id", r.id, "route", r.typeName, "event", suffix)
 		return
+	}
+	if finish && !fromGateway {
+		r.workerDone = true
 	}
 	if fromGateway && suffix == protocol.SuffixError && (r.closedAt == 0 || seq < r.closedAt) {
 		r.closedAt = seq // a gateway ended it (maybe another, before a takeover)
@@ -265,6 +272,9 @@ func (s *session) deliverLocked(r *request, seq uint64, finish bool, frame []byt
 		return
 	}
 	r.sent = seq
+	if r.durable {
+		r.progressed = time.Now()
+	}
 	s.sendLocked(frame)
 	s.gw.metrics.events.Inc()
 	if finish {
@@ -279,10 +289,20 @@ func (s *session) cancel(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r := s.requests[id]; r != nil && r.closedAt == 0 {
+		if r.claiming {
+			r.cancelled = true // the claim ends it
+			return
+		}
 		s.stopWorkerLocked(r)
 		s.failLocked(r, outcomeCancelled, protocol.Errorf(protocol.CodeCancelled, "cancelled by the client"))
 	}
 }
+
+// gapTimeout bounds the wait, in durable mode, for the store to fill a gap
+// in a request's events: a worker sends an event again until the store
+// acknowledges it, which can take a JetStream leader election (seconds)
+// plus the worker's ack timeout.
+const gapTimeout = 30 * time.Second
 
 // onTimeout ends a request whose worker sent nothing for RequestTimeout.
 func (s *session) onTimeout(r *request) {
@@ -291,15 +311,23 @@ func (s *session) onTimeout(r *request) {
 	if s.requests[r.id] != r {
 		return // it ended meanwhile
 	}
-	if r.durable && !s.gw.nc.IsConnected() {
-		// The gateway cannot hear the worker, whose events the store keeps:
-		// wait for the reconnect and its replay.
+	if r.claiming || (r.replaying && r.stopReplay == nil) || (r.durable && !s.gw.nc.IsConnected()) {
+		// Waiting for the store (which bounds its own tries), or unable to
+		// hear the worker, whose events the store keeps: wait for the
+		// reconnect and its replay.
 		r.timer.Reset(s.gw.cfg.RequestTimeout)
 		return
 	}
-	if r.closedAt != 0 {
-		// Ended by a gateway, but a replay gap kept its :finish from the
-		// client for a whole timeout: the store lost events.
+	if r.closedAt != 0 || r.workerDone {
+		// The worker, or a gateway, ended it, but a gap keeps its :finish
+		// from the client. In durable mode the worker sends the missing
+		// events again until the store has them, which may outlast the
+		// store's leader election: wait gapTimeout from the last event
+		// sent. Then the store has lost them.
+		if wait := gapTimeout - time.Since(r.progressed); r.durable && wait > 0 {
+			r.timer.Reset(wait)
+			return
+		}
 		s.interruptReplayLocked(r)
 		return
 	}
@@ -314,6 +342,10 @@ func (s *session) onDeadline(r *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.requests[r.id] != r || r.closedAt != 0 {
+		return
+	}
+	if r.claiming {
+		r.deadline.Reset(time.Second)
 		return
 	}
 	s.gw.log.Info("request ran too long", "session", s.id, "id", r.id, "route", r.typeName, "max", s.gw.cfg.MaxRequestDuration.String())
@@ -343,8 +375,7 @@ func (s *session) failLocked(r *request, outcome string, e *protocol.Error) {
 		r.timer.Reset(s.gw.cfg.RequestTimeout) // now only bounds a replay gap
 	}
 	if r.durable {
-		s.storeLocked(r, protocol.SuffixError, errSeq, e.Payload())
-		s.storeLocked(r, protocol.SuffixFinish, finSeq, nil)
+		s.storeLocked(r, storedEvent{protocol.SuffixError, errSeq, e.Payload()}, storedEvent{protocol.SuffixFinish, finSeq, nil})
 	}
 	if s.requests[r.id] != r { // never started (overloaded, too large…)
 		s.sendLocked(eventFrame(r.typeName, protocol.SuffixError, r.id, errSeq, e.Payload()))

@@ -271,6 +271,7 @@ func (s *session) drop(end bool) {
 		s.interruptLocked()
 	} else {
 		for _, r := range s.requests {
+			r.handedOver = true
 			s.endLocked(r, outcomeHandedOver)
 		}
 	}

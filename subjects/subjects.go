@@ -169,6 +169,7 @@ const (
 	HeaderSeq         = "Fabric-Seq"     // event: 1, 2, … per request
 	HeaderType        = "Fabric-Type"    // push: the frame type
 	HeaderOrigin      = "Fabric-Origin"  // event: "gateway" on an event a gateway made (timeout, cancel), stored in durable mode
+	HeaderDurable     = "Fabric-Durable" // request: "1" when a gateway stores the events: publish them to JetStream and await its acks
 	HeaderTraceparent = "traceparent"    // W3C trace context
 	HeaderTracestate  = "tracestate"     // W3C trace context
 

@@ -3,6 +3,7 @@ package workers
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 
@@ -19,15 +20,25 @@ import (
 type Stream struct {
 	w       *Worker
 	req     *Request
-	subject string // "R.<type tokens>.", an event's subject without its suffix
+	subject string  // "R.<type tokens>.", an event's subject without its suffix
+	out     *outbox // durable mode: the events go through the event store's acks
 
 	mu       sync.Mutex
 	seq      uint64
 	finished bool
 }
 
-func newStream(w *Worker, reply string, req *Request) *Stream {
-	return &Stream{w: w, req: req, subject: reply + "." + subjects.TypeTokens(req.Type) + "."}
+func (w *Worker) newStream(reply string, req *Request) *Stream {
+	s := &Stream{w: w, req: req, subject: reply + "." + subjects.TypeTokens(req.Type) + "."}
+	if req.Header.Get(subjects.HeaderDurable) != "" {
+		js, err := w.jetStream()
+		if err != nil {
+			w.reqLog(req).Warn("durable request served without the event store's acks", "err", err)
+		} else {
+			s.out = newOutbox(js, func() *slog.Logger { return w.reqLog(req) })
+		}
+	}
+	return s
 }
 
 // ID returns the request's message id.
@@ -82,5 +93,9 @@ func (s *Stream) publish(suffix string, data []byte, last bool) error {
 	if tp := s.req.Header[subjects.HeaderTraceparent]; len(tp) > 0 {
 		h[subjects.HeaderTraceparent] = tp[:1]
 	}
-	return s.w.nc.PublishMsg(&nats.Msg{Subject: s.subject + suffix, Header: h, Data: data})
+	m := &nats.Msg{Subject: s.subject + suffix, Header: h, Data: data}
+	if s.out != nil {
+		return s.out.push(m, last)
+	}
+	return s.w.nc.PublishMsg(m)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
@@ -94,6 +95,10 @@ type Worker struct {
 	sem        chan struct{}
 	handlers   sync.WaitGroup
 	children   *children // requests made by handlers
+
+	jsOnce sync.Once // the JetStream context of durable requests
+	js     jetstream.JetStream
+	jsErr  error
 
 	mu        sync.Mutex
 	routes    map[string]Handler
@@ -248,7 +253,7 @@ func (w *Worker) dispatch(typeName string, h Handler, m *nats.Msg) {
 	w.running[key] = cancel
 	w.handlers.Add(1)
 	w.mu.Unlock()
-	s := newStream(w, m.Reply, req)
+	s := w.newStream(m.Reply, req)
 	go func() {
 		defer func() {
 			w.mu.Lock()
@@ -283,6 +288,9 @@ func (w *Worker) run(ctx context.Context, h Handler, req *Request, s *Stream) {
 	}
 	if err := s.finish(); err != nil {
 		w.reqLog(req).Warn("send finish failed", "err", err)
+	}
+	if s.out != nil && !s.out.wait(w.baseCtx.Done()) {
+		w.reqLog(req).Warn("the event store does not have every event of the request")
 	}
 	if w.log.Enabled(ctx, slog.LevelDebug) {
 		w.reqLog(req).Debug("request handled", "duration", time.Since(start).String(), "error", err)
