@@ -306,6 +306,16 @@ const gapTimeout = 30 * time.Second
 
 // onTimeout ends a request whose worker sent nothing for RequestTimeout.
 func (s *session) onTimeout(r *request) {
+	if s.gw.store != nil && s.gw.nc.FlushTimeout(time.Second) != nil {
+		// The gateway's own NATS node may be frozen: the worker's events
+		// are stored, and replayed once the connection moves on.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.requests[r.id] == r {
+			r.timer.Reset(s.gw.cfg.RequestTimeout)
+		}
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.requests[r.id] != r {

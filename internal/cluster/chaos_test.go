@@ -16,10 +16,17 @@ import (
 // only its client, keep its seq contiguous and lose nothing silently
 // (I1, I2, I3, I5), and the gateways must return to their baselines (I4).
 //
-// It runs for chaosDuration (15s; several minutes with -tags chaos), or
-// FABRIC_CHAOS_DURATION. The seed is logged; FABRIC_CHAOS_SEED replays the
-// same choice of faults and requests (not their timing).
+// It runs in core mode and in durable mode (the store replicated on the
+// three nodes), each for chaosDuration (15s; several minutes with -tags
+// chaos), or FABRIC_CHAOS_DURATION. The seed is logged; FABRIC_CHAOS_SEED
+// replays the same choice of faults and requests (not their timing).
 func TestChaos(t *testing.T) {
+	for _, mode := range []string{"core", "durable"} {
+		t.Run(mode, func(t *testing.T) { chaos(t, mode == "durable") })
+	}
+}
+
+func chaos(t *testing.T, durable bool) {
 	duration := chaosDuration
 	if s := os.Getenv("FABRIC_CHAOS_DURATION"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -38,7 +45,11 @@ func TestChaos(t *testing.T) {
 	t.Logf("seed %d (FABRIC_CHAOS_SEED=%d replays it), duration %s", seed, seed, duration)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 
-	c := Start(t, Options{Workers: 3})
+	opts := Options{Workers: 3}
+	if durable {
+		opts.GatewayArgs = []string{"--durable", "--durable-replicas", "3", "--durable-storage", "memory"}
+	}
+	c := Start(t, opts)
 	var recs []*Client
 	for i := range 4 {
 		rec := c.NewClient(t, i%len(c.Gateways))
@@ -106,9 +117,10 @@ func TestChaos(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	for _, rec := range recs {
-		rec.Wait(t, wait)
+		rec.Wait(t, durableWait)
 	}
 	Check(t, recs...)
+	t.Logf("outcomes: %s", formatOutcomes(Outcomes(recs...)))
 	for _, rec := range recs {
 		rec.Close(t)
 	}

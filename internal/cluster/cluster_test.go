@@ -335,6 +335,39 @@ func TestNATSFailureLosesNothingSilently(t *testing.T) {
 	}
 }
 
+// A NATS node frozen (SIGSTOP) under a gateway and its workers is noticed
+// in seconds, not minutes: their pings go unanswered and they move to the
+// other nodes, whose routes to it time out, and the store elects new
+// leaders. In durable mode the requests in flight finish whole, as long as
+// the request timeout outlasts that (the default 30s does; the workers'
+// silence meanwhile is indistinguishable from a frozen worker's).
+func TestNATSNodeFrozen(t *testing.T) {
+	c := Start(t, Options{Gateways: 1, Workers: 2, RequestTimeout: 10 * time.Second,
+		GatewayArgs: []string{"--durable", "--durable-replicas", "3", "--durable-storage", "memory"}})
+	node := c.Gateways[0].NATSNode()
+	var recs []*Client
+	for range 4 {
+		rec := c.NewClient(t, 0)
+		recs = append(recs, rec)
+		for range 2 {
+			rec.WaitEvents(t, rec.Count(100, 20), 3)
+		}
+	}
+	frozen := time.Now()
+	c.NATS[node].Stop()
+	fabrictest.Eventually(t, durableWait, func() bool { return c.Gateways[0].NATSNode() != node })
+	t.Logf("the gateway left the frozen node n%d after %s", node+1, time.Since(frozen).Round(100*time.Millisecond))
+	for _, rec := range recs {
+		rec.Wait(t, durableWait)
+	}
+	Check(t, recs...)
+	if outcomes := Outcomes(recs...); outcomes["ok"] != 8 {
+		t.Errorf("outcomes %s, want all 8 ok", formatOutcomes(outcomes))
+	}
+	c.NATS[node].Cont()
+	settle(t, c, recs)
+}
+
 // Workers restarted one at a time under a steady load lose nothing: each
 // drains on SIGTERM, finishing what it runs while NATS sends new requests
 // to the others.

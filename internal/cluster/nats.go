@@ -106,6 +106,9 @@ func (c *Cluster) natsConfig(n *Node) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "server_name: %s\nhost: 127.0.0.1\nport: %d\nhttp: \"127.0.0.1:%d\"\n", n.Name, n.ClientPort, n.HTTPPort)
 	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n}\n", filepath.Join(n.dir, "jetstream"))
+	// A frozen client or route is dropped after about 4–6s, not minutes
+	// (docs/operations.md).
+	b.WriteString("ping_interval: \"2s\"\nping_max: 2\n")
 	if len(c.NATS) > 1 {
 		var routes []string
 		for _, m := range c.NATS {
