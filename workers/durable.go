@@ -153,7 +153,7 @@ func (o *outbox) run() {
 				continue
 			}
 		}
-		if time.Since(lastAck) > storeGiveUp {
+		if time.Since(lastAck) > storeGiveUp || o.js.Conn().IsClosed() {
 			o.abandon(err)
 			return
 		}
