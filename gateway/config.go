@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Gateway. The zero value of every field selects the
@@ -73,6 +74,7 @@ type Option func(*options)
 type options struct {
 	logger   *slog.Logger
 	registry *prometheus.Registry
+	tracer   trace.TracerProvider
 }
 
 // WithLogger sets the gateway's structured logger. The default is
@@ -82,6 +84,13 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithRegistry registers the gateway's Prometheus metrics on r and serves r on
 // /metrics. The default is a private registry.
 func WithRegistry(r *prometheus.Registry) Option { return func(o *options) { o.registry = r } }
+
+// WithTracerProvider sets where the gateway's spans go. The default is
+// OpenTelemetry's global provider, which traces nothing until an SDK is
+// installed (cmd/fabric installs one when OTEL_* variables ask for it).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracer = tp }
+}
 
 // Defaults of Config.
 const (

@@ -305,7 +305,7 @@ func (s *session) claimAndRun(r *request, resent bool, after uint64, msg *nats.M
 	g := s.gw
 	st := g.store
 	token := nuid.Next()
-	log := g.log.With("session", s.id, "id", r.id, "route", r.typeName)
+	log := s.rlog(r)
 	var run bool
 	err := retry("request ledger", log, func() bool {
 		s.mu.Lock()
@@ -335,18 +335,14 @@ func (s *session) claimAndRun(r *request, resent bool, after uint64, msg *nats.M
 	switch {
 	case errors.Is(err, errGivenUp):
 	case err == nil && run && r.cancelled:
+		s.endSendSpan(r, nil)
 		if current {
 			s.failLocked(r, outcomeCancelled, protocol.Errorf(protocol.CodeCancelled, "cancelled by the client"))
 		}
 	case err == nil && run && (current || r.handedOver):
 		// Handed over: the client resumes elsewhere and gets the events
 		// from the store.
-		if err := g.nc.PublishMsg(msg); err != nil {
-			log.Error("publish request failed", "err", err)
-			if current {
-				s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the message bus is unavailable"))
-			}
-		}
+		s.publishLocked(r, msg)
 	case !current:
 	case errors.Is(err, errExpired):
 		r.durable = false // nothing of it is kept: the error is the client's alone
@@ -357,6 +353,7 @@ func (s *session) claimAndRun(r *request, resent bool, after uint64, msg *nats.M
 		r.durable = false
 		s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the event store is unavailable"))
 	default: // known: it ran, or runs, elsewhere or before
+		s.endSendSpan(r, nil)
 		if !r.held {
 			s.replayLocked(r)
 		}
@@ -399,7 +396,7 @@ func (s *session) replayLocked(r *request) {
 			return s.requests[r.id] == r && r.replayGen == gen
 		}
 		var stop func()
-		err := retry("replay not started", g.log.With("session", s.id, "id", r.id, "route", r.typeName),
+		err := retry("replay not started", s.rlog(r),
 			func() bool { return !current() },
 			func(ctx context.Context) (err error) {
 				stop, err = g.store.replay(ctx, s.id, r.id, s.awaitRoom, func(m jetstream.Msg) { s.onStored(r, gen, m) })
@@ -413,7 +410,7 @@ func (s *session) replayLocked(r *request) {
 				go stop()
 			}
 		case err != nil:
-			g.log.Error("replay failed", "session", s.id, "id", r.id, "route", r.typeName, "err", err)
+			s.rlog(r).Error("replay failed", "err", err)
 			s.interruptReplayLocked(r)
 		default:
 			r.stopReplay = stop
@@ -450,7 +447,7 @@ func (s *session) onStored(r *request, gen int, m jetstream.Msg) {
 	if s.requests[r.id] != r || r.replayGen != gen || r.held {
 		return
 	}
-	s.eventLocked(r, tail, m.Headers(), m.Data(), m.Subject())
+	s.eventLocked(r, tail, m.Headers(), m.Data(), m.Subject(), true)
 }
 
 // interruptReplayLocked ends r when some of its events are lost (core mode,
@@ -462,8 +459,8 @@ func (s *session) interruptReplayLocked(r *request) {
 		s.stopWorkerLocked(r)
 	}
 	e := protocol.Errorf(protocol.CodeInterrupted, "some of the request's events were lost")
-	s.sendLocked(eventFrame(r.typeName, protocol.SuffixError, r.id, r.sent+1, e.Payload()))
-	s.sendLocked(eventFrame(r.typeName, protocol.SuffixFinish, r.id, r.sent+2, nil))
+	s.sendMadeLocked(r, event{seq: r.sent + 1, suffix: protocol.SuffixError, payload: e.Payload(), origin: true})
+	s.sendMadeLocked(r, event{seq: r.sent + 2, suffix: protocol.SuffixFinish, origin: true})
 	s.endLocked(r, outcomeInterrupted)
 }
 
@@ -485,7 +482,7 @@ func (s *session) storeLocked(r *request, events ...storedEvent) {
 			Data: e.payload,
 		}
 	}
-	log := g.log.With("session", s.id, "id", r.id, "route", r.typeName)
+	log := s.rlog(r)
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()

@@ -16,9 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
+	"github.com/seed82ac63c1/fabric/tracing"
 )
 
 // Errors returned by the gateway.
@@ -37,6 +40,7 @@ type Gateway struct {
 	tokens      tokenSigner
 	upgrader    websocket.Upgrader
 	metrics     *metrics
+	tracer      trace.Tracer
 	handler     http.Handler
 	pushAll     *nats.Subscription
 	store       *store // durable mode's; nil in core mode
@@ -74,6 +78,9 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
+	if o.tracer == nil {
+		o.tracer = otel.GetTracerProvider()
+	}
 	if o.registry == nil {
 		o.registry = prometheus.NewRegistry()
 		o.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -85,6 +92,7 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
 		log:      o.logger.With("gateway", cfg.ID),
 		tokens:   tokenSigner{secret: cfg.ResumeSecret},
 		metrics:  newMetrics(o.registry),
+		tracer:   o.tracer.Tracer(tracing.TracerName),
 		sessions: make(map[string]*session),
 		users:    make(map[string]*userSubscription),
 		conns:    make(map[*conn]struct{}),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
@@ -57,6 +58,21 @@ type request struct {
 	replayGen  int    // numbers replays, so a stale one's events are dropped
 	stopReplay func() // stops the replay's consumer, once it runs
 	outcome    string // the gateway's outcome, when it ended the request
+
+	// Tracing (trace.go).
+	span     trace.Span // the gateway's span of the request, ended with it
+	sendSpan trace.Span // the span of its NATS message, until published
+	traceID  string     // the `trace` field of its frames; "" when untraced
+}
+
+// event is one event of a request on its way to the client.
+type event struct {
+	seq      uint64
+	suffix   string
+	payload  []byte      // nil for :finish
+	header   nats.Header // the NATS message's (its traceparent is the link); nil for one made here
+	origin   bool        // made by a gateway (timeout, cancel…)
+	replayed bool        // read from the store
 }
 
 // start accepts a request from the client. It returns an error for a frame
@@ -75,6 +91,7 @@ func (s *session) start(f *protocol.ClientFrame) error {
 	}
 	route := g.metrics.routeLabel(f.Type)
 	r := &request{id: f.ID, typeName: f.Type, typeTokens: subjects.TypeTokens(f.Type), route: route, lastSeq: f.After, sent: f.After}
+	s.startSpan(r, f)
 	switch {
 	case f.HasAfter && g.store == nil:
 		// A request re-sent during resume. Without durable storage its
@@ -87,7 +104,9 @@ func (s *session) start(f *protocol.ClientFrame) error {
 		return nil
 	case !f.HasAfter && s.stillFinishingLocked(f.ID):
 		s.mu.Unlock()
-		return protocol.Errorf(protocol.CodeBadRequest, "id %q is still finishing on this session", f.ID)
+		err := protocol.Errorf(protocol.CodeBadRequest, "id %q is still finishing on this session", f.ID)
+		rejectSpan(r, err)
+		return err
 	case len(s.requests) >= g.cfg.MaxInFlight:
 		defer s.mu.Unlock()
 		s.failLocked(r, outcomeOverloaded, protocol.Errorf(protocol.CodeOverloaded,
@@ -102,7 +121,7 @@ func (s *session) start(f *protocol.ClientFrame) error {
 			"the message bus is unreachable: try again shortly"))
 		return nil
 	}
-	msg := s.requestMsg(f)
+	msg := s.requestMsg(r, f)
 	if max := g.nc.MaxPayload(); int64(len(msg.Data)+headerSize(msg)) > max {
 		defer s.mu.Unlock()
 		s.failLocked(r, outcomeTooLarge, protocol.Errorf(protocol.CodeTooLarge,
@@ -111,7 +130,9 @@ func (s *session) start(f *protocol.ClientFrame) error {
 	}
 	if s.ended {
 		s.mu.Unlock()
-		return protocol.Errorf(protocol.CodeBadRequest, "the session has ended")
+		err := protocol.Errorf(protocol.CodeBadRequest, "the session has ended")
+		rejectSpan(r, err)
+		return err
 	}
 	defer s.mu.Unlock()
 	r.started = time.Now()
@@ -126,15 +147,25 @@ func (s *session) start(f *protocol.ClientFrame) error {
 		go s.claimAndRun(r, f.HasAfter, f.After, msg)
 		return nil
 	}
-	if err := g.nc.PublishMsg(msg); err != nil {
-		g.log.Error("publish request failed", "session", s.id, "id", r.id, "route", r.typeName, "err", err)
-		s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the message bus is unavailable"))
-	}
+	s.publishLocked(r, msg)
 	return nil
 }
 
-// requestMsg is the NATS message of the client's request f.
-func (s *session) requestMsg(f *protocol.ClientFrame) *nats.Msg {
+// publishLocked publishes r's request message. A request that cannot be
+// published ends with :error{internal}.
+func (s *session) publishLocked(r *request, msg *nats.Msg) {
+	err := s.gw.nc.PublishMsg(msg)
+	s.endSendSpan(r, err)
+	if err != nil {
+		s.rlog(r).Error("publish request failed", "err", err)
+		if s.requests[r.id] == r {
+			s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the message bus is unavailable"))
+		}
+	}
+}
+
+// requestMsg is the NATS message of the client's request f, in r's trace.
+func (s *session) requestMsg(r *request, f *protocol.ClientFrame) *nats.Msg {
 	g := s.gw
 	msg := &nats.Msg{
 		Subject: g.space.Request(f.Type),
@@ -152,12 +183,7 @@ func (s *session) requestMsg(f *protocol.ClientFrame) *nats.Msg {
 	if s.user != "" {
 		msg.Header[subjects.HeaderUser] = []string{s.user}
 	}
-	if validTraceparent(f.Traceparent) {
-		msg.Header[subjects.HeaderTraceparent] = []string{f.Traceparent}
-		if validTracestate(f.Tracestate) {
-			msg.Header[subjects.HeaderTracestate] = []string{f.Tracestate}
-		}
-	}
+	s.startSendSpan(r, msg)
 	return msg
 }
 
@@ -185,19 +211,19 @@ func (s *session) onEvent(m *nats.Msg) {
 		}
 		return
 	}
-	s.eventLocked(r, tail, m.Header, m.Data, m.Subject)
+	s.eventLocked(r, tail, m.Header, m.Data, m.Subject, false)
 }
 
 // eventLocked handles one event of r, live or replayed: it checks it,
 // numbers it, and delivers it in order.
-func (s *session) eventLocked(r *request, tail string, h nats.Header, data []byte, subject string) {
+func (s *session) eventLocked(r *request, tail string, h nats.Header, data []byte, subject string, replayed bool) {
 	g := s.gw
 	if r.claiming {
 		return // a run before this one's: a replay brings its events
 	}
 	suffix, ok := subjects.EventSuffix(tail, r.typeTokens)
 	if !ok {
-		g.log.Warn("event dropped: subject does not match the request", "session", s.id, "id", r.id, "route", r.typeName, "subject", subject)
+		s.rlog(r).Warn("event dropped: subject does not match the request", "subject", subject)
 		return
 	}
 	fromGateway := h.Get(subjects.HeaderOrigin) == subjects.OriginGateway
@@ -205,7 +231,7 @@ func (s *session) eventLocked(r *request, tail string, h nats.Header, data []byt
 	if v := h.Get(subjects.HeaderSeq); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n == 0 {
-			g.log.Warn("event dropped: bad "+subjects.HeaderSeq, "session", s.id, "id", r.id, "route", r.typeName, "seq", v)
+			s.rlog(r).Warn("event dropped: bad "+subjects.HeaderSeq, "seq", v)
 			return
 		}
 		seq = n
@@ -218,7 +244,7 @@ func (s *session) eventLocked(r *request, tail string, h nats.Header, data []byt
 	if finish {
 		payload = nil
 	} else if len(payload) > 0 && !json.Valid(payload) {
-		g.log.Warn("event dropped: payload is not JSON", "session", s.id, "id", r.id, "route", r.typeName, "event", suffix)
+		s.rlog(r).Warn("event dropped: payload is not JSON", "event", suffix)
 		return
 	}
 	if finish && !fromGateway {
@@ -236,7 +262,7 @@ func (s *session) eventLocked(r *request, tail string, h nats.Header, data []byt
 			r.timer.Reset(g.cfg.RequestTimeout)
 		}
 	}
-	s.deliverLocked(r, seq, finish, eventFrame(r.typeName, suffix, r.id, seq, payload))
+	s.deliverLocked(r, event{seq: seq, suffix: suffix, payload: payload, header: h, origin: fromGateway, replayed: replayed})
 }
 
 // deliverLocked queues event seq of r for the client, in order: an event
@@ -244,7 +270,8 @@ func (s *session) eventLocked(r *request, tail string, h nats.Header, data []byt
 // in turn (durable mode), or the request ends interrupted (core mode). The request ends when its :finish is
 // sent, or, while it is held, when its :finish is seen (the client gets it
 // from the store).
-func (s *session) deliverLocked(r *request, seq uint64, finish bool, frame []byte) {
+func (s *session) deliverLocked(r *request, ev event) {
+	seq, finish := ev.seq, ev.suffix == protocol.SuffixFinish
 	if r.held {
 		if finish {
 			s.endLocked(r, "")
@@ -262,11 +289,11 @@ func (s *session) deliverLocked(r *request, seq uint64, finish bool, frame []byt
 		case r.durable:
 			// Events were lost on the way (NATS failed over while the worker
 			// sent): the store has them; replay from what the client has.
-			s.gw.log.Warn("event gap: replaying from the store", "session", s.id, "id", r.id, "route", r.typeName, "sent", r.sent, "seq", seq)
+			s.rlog(r).Warn("event gap: replaying from the store", "sent", r.sent, "seq", seq)
 			s.replayLocked(r)
 		default:
 			// Core mode cannot get them back: say so, never skip silently.
-			s.gw.log.Warn("event gap: interrupting", "session", s.id, "id", r.id, "route", r.typeName, "sent", r.sent, "seq", seq)
+			s.rlog(r).Warn("event gap: interrupting", "sent", r.sent, "seq", seq)
 			s.interruptReplayLocked(r)
 		}
 		return
@@ -275,7 +302,8 @@ func (s *session) deliverLocked(r *request, seq uint64, finish bool, frame []byt
 	if r.durable {
 		r.progressed = time.Now()
 	}
-	s.sendLocked(frame)
+	s.traceDeliveryLocked(r, &ev)
+	s.sendLocked(eventFrame(r.typeName, ev.suffix, r.id, seq, ev.payload, r.traceID))
 	s.gw.metrics.events.Inc()
 	if finish {
 		s.endLocked(r, "")
@@ -341,7 +369,7 @@ func (s *session) onTimeout(r *request) {
 		s.interruptReplayLocked(r)
 		return
 	}
-	s.gw.log.Info("request timed out", "session", s.id, "id", r.id, "route", r.typeName, "timeout", s.gw.cfg.RequestTimeout.String())
+	s.rlog(r).Info("request timed out", "timeout", s.gw.cfg.RequestTimeout.String())
 	s.stopWorkerLocked(r)
 	s.failLocked(r, outcomeTimeout, protocol.Errorf(protocol.CodeTimeout,
 		"the worker sent nothing for %s", s.gw.cfg.RequestTimeout))
@@ -358,7 +386,7 @@ func (s *session) onDeadline(r *request) {
 		r.deadline.Reset(time.Second)
 		return
 	}
-	s.gw.log.Info("request ran too long", "session", s.id, "id", r.id, "route", r.typeName, "max", s.gw.cfg.MaxRequestDuration.String())
+	s.rlog(r).Info("request ran too long", "max", s.gw.cfg.MaxRequestDuration.String())
 	s.stopWorkerLocked(r)
 	s.failLocked(r, outcomeTimeout, protocol.Errorf(protocol.CodeTimeout,
 		"the request ran longer than %s", s.gw.cfg.MaxRequestDuration))
@@ -387,15 +415,17 @@ func (s *session) failLocked(r *request, outcome string, e *protocol.Error) {
 	if r.durable {
 		s.storeLocked(r, storedEvent{protocol.SuffixError, errSeq, e.Payload()}, storedEvent{protocol.SuffixFinish, finSeq, nil})
 	}
+	errEv := event{seq: errSeq, suffix: protocol.SuffixError, payload: e.Payload(), origin: true}
+	finEv := event{seq: finSeq, suffix: protocol.SuffixFinish, origin: true}
 	if s.requests[r.id] != r { // never started (overloaded, too large…)
-		s.sendLocked(eventFrame(r.typeName, protocol.SuffixError, r.id, errSeq, e.Payload()))
-		s.sendLocked(eventFrame(r.typeName, protocol.SuffixFinish, r.id, finSeq, nil))
+		s.sendMadeLocked(r, errEv)
+		s.sendMadeLocked(r, finEv)
 		s.recordLocked(r, outcome)
 		return
 	}
 	r.outcome = outcome
-	s.deliverLocked(r, errSeq, false, eventFrame(r.typeName, protocol.SuffixError, r.id, errSeq, e.Payload()))
-	s.deliverLocked(r, finSeq, true, eventFrame(r.typeName, protocol.SuffixFinish, r.id, finSeq, nil))
+	s.deliverLocked(r, errEv)
+	s.deliverLocked(r, finEv)
 }
 
 // stopWorkerLocked tells the worker running r to cancel it, and marks r's id
@@ -403,7 +433,7 @@ func (s *session) failLocked(r *request, outcome string, e *protocol.Error) {
 // taken for a new request reusing the id.
 func (s *session) stopWorkerLocked(r *request) {
 	if err := s.gw.nc.Publish(s.gw.space.Cancel(s.id, r.id), nil); err != nil {
-		s.gw.log.Warn("publish cancel failed", "session", s.id, "id", r.id, "route", r.typeName, "err", err)
+		s.rlog(r).Warn("publish cancel failed", "err", err)
 	}
 	if len(s.finishing) > 64 {
 		now := time.Now()
@@ -453,6 +483,7 @@ func (s *session) recordLocked(r *request, outcome string) {
 			outcome = outcomeError
 		}
 	}
+	s.endSpanLocked(r, outcome)
 	m := s.gw.metrics
 	m.requests.WithLabelValues(r.route, outcome).Inc()
 	if !r.started.IsZero() {
@@ -468,10 +499,10 @@ func (s *session) sendLocked(frame []byte) {
 
 // eventFrame encodes an event frame into a buffer of the right size: one
 // allocation per event.
-func eventFrame(typeName, suffix, id string, seq uint64, payload []byte) []byte {
-	const overhead = len(`{"type":":","id":"","seq":18446744073709551615,"payload":}`)
-	buf := make([]byte, 0, overhead+len(typeName)+len(suffix)+len(id)+len(payload))
-	return protocol.AppendEventFrame(buf, typeName, suffix, id, seq, payload, "")
+func eventFrame(typeName, suffix, id string, seq uint64, payload []byte, trace string) []byte {
+	const overhead = len(`{"type":":","id":"","seq":18446744073709551615,"payload":,"trace":""}`)
+	buf := make([]byte, 0, overhead+len(typeName)+len(suffix)+len(id)+len(payload)+len(trace))
+	return protocol.AppendEventFrame(buf, typeName, suffix, id, seq, payload, trace)
 }
 
 func isFinish(tail string) bool {

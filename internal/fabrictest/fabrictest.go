@@ -67,7 +67,7 @@ func (g *Gateway) NATS() *nats.Conn { return g.nc }
 // StartGateway starts a gateway on nc; cfg's zero fields take defaults,
 // except HandoffTimeout and DrainPeriod: tests that want a shutdown to wait
 // for session handoff, or to spread its closes, set them.
-func StartGateway(t testing.TB, nc *nats.Conn, cfg gateway.Config) *Gateway {
+func StartGateway(t testing.TB, nc *nats.Conn, cfg gateway.Config, opts ...gateway.Option) *Gateway {
 	t.Helper()
 	if cfg.HandoffTimeout == 0 {
 		cfg.HandoffTimeout = -1
@@ -75,7 +75,7 @@ func StartGateway(t testing.TB, nc *nats.Conn, cfg gateway.Config) *Gateway {
 	if cfg.DrainPeriod == 0 {
 		cfg.DrainPeriod = -1
 	}
-	g, err := gateway.New(nc, cfg, gateway.WithLogger(Logger()))
+	g, err := gateway.New(nc, cfg, append([]gateway.Option{gateway.WithLogger(Logger())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,9 +93,9 @@ func StartGateway(t testing.TB, nc *nats.Conn, cfg gateway.Config) *Gateway {
 
 // StartWorker starts a worker on nc whose routes register adds, and shuts
 // it down at cleanup.
-func StartWorker(t testing.TB, nc *nats.Conn, cfg workers.Config, register func(*workers.Worker) error) *workers.Worker {
+func StartWorker(t testing.TB, nc *nats.Conn, cfg workers.Config, register func(*workers.Worker) error, opts ...workers.Option) *workers.Worker {
 	t.Helper()
-	w, err := workers.New(nc, cfg, workers.WithLogger(Logger()))
+	w, err := workers.New(nc, cfg, append([]workers.Option{workers.WithLogger(Logger())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
