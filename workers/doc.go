@@ -23,4 +23,8 @@
 // A [Stream] may be used from several goroutines; its events keep the order
 // of the calls. [Worker.Shutdown] stops taking work, lets the handlers in
 // flight finish within its ctx, then cancels them; it is idempotent.
+//
+// [WithMetrics] registers Prometheus metrics (fabric_worker_*): handlers in
+// flight, requests by route and outcome, their duration, events, and the
+// durable event store's republishes and give-ups. See docs/metrics.md.
 package workers

@@ -57,8 +57,9 @@ func (w *Worker) jetStream() (jetstream.JetStream, error) {
 // is what the gateway's replay needs. Events stored twice are dropped by
 // their seq.
 type outbox struct {
-	js  jetstream.JetStream
-	log func() *slog.Logger
+	js      jetstream.JetStream
+	log     func() *slog.Logger
+	metrics *metrics // nil without WithMetrics
 
 	mu      sync.Mutex
 	pending []*storedEvent // not acknowledged yet, in seq order
@@ -77,13 +78,14 @@ type storedEvent struct {
 	ack jetstream.PubAckFuture // of the current pass; nil until published in it
 }
 
-func newOutbox(js jetstream.JetStream, log func() *slog.Logger) *outbox {
+func newOutbox(js jetstream.JetStream, log func() *slog.Logger, m *metrics) *outbox {
 	o := &outbox{
-		js:   js,
-		log:  log,
-		wake: make(chan struct{}, 1),
-		room: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		js:      js,
+		log:     log,
+		metrics: m,
+		wake:    make(chan struct{}, 1),
+		room:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
 	}
 	go o.run()
 	return o
@@ -158,6 +160,7 @@ func (o *outbox) run() {
 			return
 		}
 		o.log().Warn("event not stored: publishing again", "err", err, "retry_in", backoff.String())
+		o.metrics.republished()
 		time.Sleep(backoff)
 		backoff = min(2*backoff, storeMaxBackoff)
 		o.mu.Lock()
@@ -198,6 +201,7 @@ func (o *outbox) abandon(err error) {
 	n := len(o.pending)
 	o.pending, o.sent, o.err = nil, 0, ErrEventStore
 	o.mu.Unlock()
+	o.metrics.gaveUp()
 	o.log().Error("event store unavailable: giving up the request's unstored events", "events", n, "err", err, "after", storeGiveUp.String())
 }
 

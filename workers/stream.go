@@ -23,19 +23,21 @@ type Stream struct {
 	subject string  // "R.<type tokens>.", an event's subject without its suffix
 	out     *outbox // durable mode: the events go through the event store's acks
 
+	metrics requestMetrics // records nothing without WithMetrics
+
 	mu       sync.Mutex
 	seq      uint64
 	finished bool
 }
 
 func (w *Worker) newStream(reply string, req *Request) *Stream {
-	s := &Stream{w: w, req: req, subject: reply + "." + subjects.TypeTokens(req.Type) + "."}
+	s := &Stream{w: w, req: req, subject: reply + "." + subjects.TypeTokens(req.Type) + ".", metrics: w.metrics.request(req.Type)}
 	if req.Header.Get(subjects.HeaderDurable) != "" {
 		js, err := w.jetStream()
 		if err != nil {
 			w.reqLog(req).Warn("durable request served without the event store's acks", "err", err)
 		} else {
-			s.out = newOutbox(js, func() *slog.Logger { return w.reqLog(req) })
+			s.out = newOutbox(js, func() *slog.Logger { return w.reqLog(req) }, w.metrics)
 		}
 	}
 	return s
@@ -94,8 +96,12 @@ func (s *Stream) publish(suffix string, data []byte, last bool) error {
 		h[subjects.HeaderTraceparent] = tp[:1]
 	}
 	m := &nats.Msg{Subject: s.subject + suffix, Header: h, Data: data}
+	var err error
 	if s.out != nil {
-		return s.out.push(m, last)
+		err = s.out.push(m, last)
+	} else {
+		err = s.w.nc.PublishMsg(m)
 	}
-	return s.w.nc.PublishMsg(m)
+	s.metrics.event(suffix, err)
+	return err
 }

@@ -90,6 +90,8 @@ type Worker struct {
 	space subjects.Space
 	log   *slog.Logger
 
+	metrics *metrics // nil without WithMetrics
+
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 	sem        chan struct{}
@@ -181,6 +183,7 @@ func (w *Worker) HandleRaw(typeName string, h Handler) error {
 		return fmt.Errorf("%w: %s", ErrDuplicate, typeName)
 	}
 	w.routes[typeName] = h
+	w.metrics.addRoute(typeName)
 	return nil
 }
 
@@ -271,9 +274,11 @@ func (w *Worker) dispatch(typeName string, h Handler, m *nats.Msg) {
 // :finish always follows.
 func (w *Worker) run(ctx context.Context, h Handler, req *Request, s *Stream) {
 	start := time.Now()
+	panicked := false
 	err := func() (err error) {
 		defer func() {
 			if p := recover(); p != nil {
+				panicked = true
 				w.reqLog(req).Error("handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				err = protocol.Errorf(protocol.CodeInternal, "internal error")
 			}
@@ -289,6 +294,7 @@ func (w *Worker) run(ctx context.Context, h Handler, req *Request, s *Stream) {
 	if err := s.finish(); err != nil {
 		w.reqLog(req).Warn("send finish failed", "err", err)
 	}
+	s.metrics.end(ctx, err, panicked)
 	if s.out != nil && !s.out.wait(w.baseCtx.Done()) {
 		w.reqLog(req).Warn("the event store does not have every event of the request")
 	}

@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/seed82ac63c1/fabric/gateway"
 )
@@ -95,6 +98,9 @@ type gatewayFlags struct {
 	shutdownGrace  time.Duration
 	durable        bool
 	durableCfg     gateway.DurableConfig
+
+	registryOnce sync.Once
+	registry     *prometheus.Registry // see metricsRegistry
 }
 
 func (g *gatewayFlags) register(fs *flag.FlagSet) {
@@ -119,6 +125,22 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&g.durableCfg.Retention, "durable-retention", gateway.DefaultRetention, "with --durable: how long events, the request ledger and session records are kept")
 	fs.StringVar(&g.durableCfg.Storage, "durable-storage", "file", "with --durable: JetStream storage, file or memory")
 	fs.IntVar(&g.durableCfg.Replicas, "durable-replicas", 1, "with --durable: copies kept in a NATS cluster (1, 3 or 5)")
+}
+
+// metricsRegistry returns the registry the gateway serves on /metrics, made
+// on first use. Register other metrics of the process on it (the workers of
+// `fabric dev`) to serve them there too.
+func (g *gatewayFlags) metricsRegistry() *prometheus.Registry {
+	g.registryOnce.Do(func() { g.registry = newRegistry() })
+	return g.registry
+}
+
+// newRegistry returns a Prometheus registry with the Go and process
+// collectors, as a gateway's default one.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 func (g *gatewayFlags) config() gateway.Config {

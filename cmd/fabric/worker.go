@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seed82ac63c1/fabric/workers"
 	"github.com/seed82ac63c1/fabric/workers/demo"
@@ -25,6 +30,7 @@ func runWorker(ctx context.Context, args []string) error {
 	withAgents := fs.Bool("agents", false, "serve the multi-agent demo's routes (agent/ask, agent/plan, agent/sql, agent/analyze, agent/chart)")
 	maxConcurrent := fs.Int("max-concurrent", workers.DefaultMaxConcurrent, "handlers running at once")
 	grace := fs.Duration("shutdown-grace", 30*time.Second, "time for handlers in flight to finish on SIGTERM")
+	metricsListen := fs.String("metrics-listen", "", "address of an HTTP listener serving /metrics and /healthz (default: none)")
 	af.register(fs)
 	lf.register(fs, "json")
 	if _, err := parse(fs, args); err != nil {
@@ -56,7 +62,57 @@ func runWorker(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	return serveWorker(ctx, nc, workers.Config{Prefix: *prefix, MaxConcurrent: *maxConcurrent}, *grace, log, register, nil)
+	var opts []workers.Option
+	if *metricsListen != "" {
+		reg := newRegistry()
+		stop, err := serveMetrics(*metricsListen, reg, nc, log)
+		if err != nil {
+			return err
+		}
+		defer stop() // after the worker has drained: its last counts stay visible until then
+		opts = append(opts, workers.WithMetrics(reg))
+	}
+	return serveWorker(ctx, nc, workers.Config{Prefix: *prefix, MaxConcurrent: *maxConcurrent}, *grace, log, register, nil, opts...)
+}
+
+// serveMetrics serves reg on GET /metrics, and the NATS connection's health
+// on GET /healthz (503 when disconnected, as a gateway's), at addr until
+// stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry, nc *nats.Conn, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !nc.IsConnected() {
+			http.Error(w, "nats: "+nc.Status().String(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Warn("metrics server shutdown incomplete", "err", err)
+		}
+		<-done
+	}, nil
 }
 
 // agentFlags choose which agents a worker serves, and at what pace.
@@ -89,9 +145,10 @@ func (f *agentFlags) registerAgents(w *workers.Worker) error {
 
 // serveWorker serves the routes register adds until ctx is done, then
 // drains: no new work, handlers in flight finish within grace, NATS drains.
-// ready, if not nil, is called once the worker takes requests.
-func serveWorker(ctx context.Context, nc *nats.Conn, cfg workers.Config, grace time.Duration, log *slog.Logger, register func(*workers.Worker) error, ready func()) error {
-	w, err := workers.New(nc, cfg, workers.WithLogger(log))
+// ready, if not nil, is called once the worker takes requests. opts come
+// after the logger (workers.WithMetrics, say).
+func serveWorker(ctx context.Context, nc *nats.Conn, cfg workers.Config, grace time.Duration, log *slog.Logger, register func(*workers.Worker) error, ready func(), opts ...workers.Option) error {
+	w, err := workers.New(nc, cfg, append([]workers.Option{workers.WithLogger(log)}, opts...)...)
 	if err != nil {
 		return err
 	}
