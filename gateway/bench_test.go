@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/seed82ac63c1/fabric/gateway"
 	"github.com/seed82ac63c1/fabric/internal/fabrictest"
@@ -148,3 +153,61 @@ func BenchmarkCancelLatency(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "µs-to-ctx")
 }
+
+// BenchmarkRoundTripTraced is BenchmarkRoundTrip/count4 (6 frames) with the
+// gateway and the worker tracing: "off" with no SDK (the default: a no-op
+// span per request); "on" with the SDK sampling every request, spans
+// batched to an exporter that discards them; "unreachable" exporting over
+// OTLP/HTTP to a port nobody listens on.
+func BenchmarkRoundTripTraced(b *testing.B) {
+	for _, mode := range []string{"off", "on", "unreachable"} {
+		b.Run(mode, func(b *testing.B) {
+			var tp trace.TracerProvider = noop.NewTracerProvider()
+			switch mode {
+			case "on":
+				tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
+			case "unreachable":
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				addr := ln.Addr().String()
+				ln.Close()
+				exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpoint(addr), otlptracehttp.WithInsecure())
+				if err != nil {
+					b.Fatal(err)
+				}
+				tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
+			}
+			if sdk, ok := tp.(*sdktrace.TracerProvider); ok {
+				b.Cleanup(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					defer cancel()
+					_ = sdk.Shutdown(ctx)
+				})
+			}
+			ns := fabrictest.NATS(b)
+			g := fabrictest.StartGateway(b, fabrictest.Connect(b, ns, "gateway"), gateway.Config{}, gateway.WithTracerProvider(tp))
+			fabrictest.StartDemoWorker(b, fabrictest.Connect(b, ns, "worker"), workers.Config{}, workers.WithTracerProvider(tp))
+			ws, _ := fabrictest.Hello(b, g.URL)
+			frames := make([][]byte, 1024)
+			for i := range frames {
+				frames[i] = fmt.Appendf(nil, `{"type":"demo/count","id":"m%d","payload":{"n":4}}`, i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if err := ws.Conn.WriteMessage(websocket.TextMessage, frames[i%len(frames)]); err != nil {
+					b.Fatal(err)
+				}
+				readUntilFinish(b, ws.Conn, 1)
+			}
+		})
+	}
+}
+
+// discard is a span exporter that drops every span.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }

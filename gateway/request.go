@@ -303,11 +303,13 @@ func (s *session) deliverLocked(r *request, ev event) {
 		r.progressed = time.Now()
 	}
 	s.traceDeliveryLocked(r, &ev)
-	s.sendLocked(eventFrame(r.typeName, ev.suffix, r.id, seq, ev.payload, r.traceID))
+	frame := eventFrame(r.typeName, ev.suffix, r.id, seq, ev.payload, r.traceID)
 	s.gw.metrics.events.Inc()
 	if finish {
+		// Ended (span, metrics) before the client can see the :finish.
 		s.endLocked(r, "")
 	}
+	s.sendLocked(frame)
 }
 
 // cancel cancels request id at the client's word: the client gets

@@ -17,6 +17,7 @@ import (
 	"github.com/seed82ac63c1/fabric/internal/callstate"
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
+	"github.com/seed82ac63c1/fabric/tracing"
 )
 
 // DefaultCallTimeout is Config.CallTimeout's default.
@@ -91,10 +92,15 @@ func (c *children) start(ctx context.Context, parent *Request, typeName string, 
 	if parent.User != "" {
 		h[subjects.HeaderUser] = []string{parent.User}
 	}
-	if tp := parent.Header[subjects.HeaderTraceparent]; len(tp) > 0 {
-		h[subjects.HeaderTraceparent] = tp[:1]
-		if ts := parent.Header[subjects.HeaderTracestate]; len(ts) > 0 {
-			h[subjects.HeaderTracestate] = ts[:1]
+	// The child continues ctx's trace (the handler's process span, or a
+	// span of its own under it); untraced, the parent's traceparent.
+	tracing.Inject(ctx, h)
+	if h.Get(subjects.HeaderTraceparent) == "" {
+		if tp := parent.Header[subjects.HeaderTraceparent]; len(tp) > 0 {
+			h[subjects.HeaderTraceparent] = tp[:1]
+			if ts := parent.Header[subjects.HeaderTracestate]; len(ts) > 0 {
+				h[subjects.HeaderTracestate] = ts[:1]
+			}
 		}
 	}
 	c.mu.Lock()

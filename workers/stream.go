@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
@@ -24,6 +25,7 @@ type Stream struct {
 	out     *outbox // durable mode: the events go through the event store's acks
 
 	metrics requestMetrics // records nothing without WithMetrics
+	span    trace.Span     // the request's process span
 
 	mu       sync.Mutex
 	seq      uint64
@@ -92,9 +94,8 @@ func (s *Stream) publish(suffix string, data []byte, last bool) error {
 		subjects.HeaderID:  {s.req.ID},
 		subjects.HeaderSeq: {strconv.FormatUint(s.seq, 10)},
 	}
-	if tp := s.req.Header[subjects.HeaderTraceparent]; len(tp) > 0 {
-		h[subjects.HeaderTraceparent] = tp[:1]
-	}
+	endSpan := s.traceEvent(h, suffix, s.seq)
+	defer endSpan()
 	m := &nats.Msg{Subject: s.subject + suffix, Header: h, Data: data}
 	var err error
 	if s.out != nil {

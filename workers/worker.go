@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
@@ -80,6 +81,8 @@ type Request struct {
 	User    string // the authenticated user id, "" when anonymous
 	Payload []byte // the params as raw JSON ("null" when none)
 	Header  nats.Header
+
+	spanCtx trace.SpanContext // the process span's, for log lines
 }
 
 // Worker serves routes over NATS. Create it with [New], register routes with
@@ -91,6 +94,7 @@ type Worker struct {
 	log   *slog.Logger
 
 	metrics *metrics // nil without WithMetrics
+	tracer  trace.Tracer
 
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -147,6 +151,7 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Worker, error) {
 	for _, o := range opts {
 		o(w)
 	}
+	w.tracerOrGlobal()
 	return w, nil
 }
 
@@ -256,7 +261,9 @@ func (w *Worker) dispatch(typeName string, h Handler, m *nats.Msg) {
 	w.running[key] = cancel
 	w.handlers.Add(1)
 	w.mu.Unlock()
+	ctx, span := w.startProcessSpan(ctx, req, m.Subject)
 	s := w.newStream(m.Reply, req)
+	s.span = span
 	go func() {
 		defer func() {
 			w.mu.Lock()
@@ -285,8 +292,9 @@ func (w *Worker) run(ctx context.Context, h Handler, req *Request, s *Stream) {
 		}()
 		return h.ServeFabric(ctx, req, s)
 	}()
+	var e *protocol.Error
 	if err != nil {
-		e := w.wireError(ctx, err, req)
+		e = w.wireError(ctx, err, req)
 		if sendErr := s.Send(protocol.SuffixError, e); sendErr != nil && !errors.Is(sendErr, ErrFinished) {
 			w.reqLog(req).Warn("send error event failed", "err", sendErr)
 		}
@@ -295,6 +303,7 @@ func (w *Worker) run(ctx context.Context, h Handler, req *Request, s *Stream) {
 		w.reqLog(req).Warn("send finish failed", "err", err)
 	}
 	s.metrics.end(ctx, err, panicked)
+	endProcessSpan(s.span, err, e)
 	if s.out != nil && !s.out.wait(w.baseCtx.Done()) {
 		w.reqLog(req).Warn("the event store does not have every event of the request")
 	}
@@ -306,7 +315,11 @@ func (w *Worker) run(ctx context.Context, h Handler, req *Request, s *Stream) {
 // reqLog returns the logger for one request's lines. It is built only when a
 // line is written: most requests log nothing.
 func (w *Worker) reqLog(req *Request) *slog.Logger {
-	return w.log.With("session", req.Session, "id", req.ID, "route", req.Type)
+	l := w.log.With("session", req.Session, "id", req.ID, "route", req.Type)
+	if sc := req.spanCtx; sc.IsValid() {
+		l = l.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+	}
+	return l
 }
 
 // wireError maps a handler's error to what the client sees: a

@@ -29,6 +29,11 @@ func runGateway(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := setupTracing(ctx, "fabric-gateway", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if gf.resumeSecret == "" {
 		log.Warn("no resume secret (FABRIC_RESUME_SECRET): sessions resume only on this gateway")
 	}

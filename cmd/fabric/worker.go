@@ -46,6 +46,11 @@ func runWorker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := setupTracing(ctx, "fabric-worker", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	nc, err := connectNATS(*natsURL, "fabric-worker", log)
 	if err != nil {
 		return err

@@ -114,9 +114,9 @@ func StartWorker(t testing.TB, nc *nats.Conn, cfg workers.Config, register func(
 }
 
 // StartDemoWorker starts a worker serving the demo routes on nc.
-func StartDemoWorker(t testing.TB, nc *nats.Conn, cfg workers.Config) *workers.Worker {
+func StartDemoWorker(t testing.TB, nc *nats.Conn, cfg workers.Config, opts ...workers.Option) *workers.Worker {
 	t.Helper()
-	return StartWorker(t, nc, cfg, demo.Register)
+	return StartWorker(t, nc, cfg, demo.Register, opts...)
 }
 
 // Fabric is a running fabric: NATS, one gateway, one demo worker.
