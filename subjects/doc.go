@@ -13,6 +13,12 @@
 //	<prefix>.push.all                          push to every session
 //	<prefix>.gw.session.<session>              gateway-to-gateway session takeover
 //
+// A watcher that sees every request of a fabric with plain subscriptions
+// (`fabric tail`, the inspector) uses the wildcards [Space.EventWildcard],
+// [Space.CancelWildcard] and [Space.Pushes], and parses what it receives
+// with [Space.ParseRequest], [Space.ParseEventSubject], [Space.ParseCancel]
+// and [Space.ParsePush].
+//
 // Every function is pure and safe for concurrent use. Validation is done by
 // hand-written byte loops: it runs on every client frame.
 package subjects

@@ -184,3 +184,93 @@ const (
 	HeaderStatus       = "Status"
 	StatusNoResponders = "503"
 )
+
+// Wildcards and parsers for watchers: a debugging tool (`fabric tail`, the
+// inspector) that sees every fabric message with plain subscriptions.
+
+// anyToken is the NATS wildcard for one token.
+const anyToken = "*"
+
+func orAny(token string) string {
+	if token == "" {
+		return anyToken
+	}
+	return token
+}
+
+// EventWildcard returns the wildcard matching the events of the requests
+// with session, id and typeName, each "" meaning any:
+// "<prefix>.evt.<session|*>.<id|*>.<type tokens>.*", or
+// "<prefix>.evt.<session|*>.<id|*>.>" for any typeName. It never matches a
+// reply subject R itself, where only NATS statuses for the requester arrive.
+// typeName, if not "", must be valid.
+func (s Space) EventWildcard(session, id, typeName string) string {
+	tail := ">"
+	if typeName != "" {
+		tail = TypeTokens(typeName) + "." + anyToken
+	}
+	return s.evt + orAny(session) + "." + orAny(id) + "." + tail
+}
+
+// ParseEventSubject parses the subject of an event of any session and
+// request, "<prefix>.evt.<session>.<id>.<type tokens>.<suffix>": the
+// typeName is every token between the id and the last one, the suffix. Each
+// part must follow its name rule; the session, which may be a gateway's or a
+// calling worker's, must be a token of [A-Za-z0-9_-]{1,64}. A reply subject
+// R, which has no type tokens, is not an event.
+func (s Space) ParseEventSubject(subject string) (session, id, typeName, suffix string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, s.evt)
+	if !ok {
+		return "", "", "", "", false
+	}
+	session, rest, _ = strings.Cut(rest, ".")
+	id, rest, _ = strings.Cut(rest, ".")
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 || !validToken(session, 1, MaxSessionIDLen) || ValidateID(id) != nil {
+		return "", "", "", "", false
+	}
+	tokens, suffix := rest[:i], rest[i+1:]
+	if strings.IndexByte(tokens, typeSeparator) >= 0 {
+		return "", "", "", "", false // a '/' in a subject token is no typeName's token
+	}
+	typeName = strings.ReplaceAll(tokens, ".", "/")
+	if ValidateTypeName(typeName) != nil || ValidateSuffix(suffix) != nil {
+		return "", "", "", "", false
+	}
+	return session, id, typeName, suffix, true
+}
+
+// CancelWildcard returns the wildcard matching the cancels of the requests
+// with session and id, each "" meaning any. CancelWildcard("", "") is
+// [Space.Cancels].
+func (s Space) CancelWildcard(session, id string) string {
+	return s.cancel + orAny(session) + "." + orAny(id)
+}
+
+// Push targets: the token after "<prefix>.push." in a push subject.
+const (
+	PushToSession = "session" // <prefix>.push.session.<session>
+	PushToUser    = "user"    // <prefix>.push.user.<encoded user>
+	PushToAll     = "all"     // <prefix>.push.all
+)
+
+// Pushes returns the wildcard matching every push subject.
+func (s Space) Pushes() string { return s.prefix + ".push.>" }
+
+// ParsePush splits a push subject into its target, one of [PushToSession],
+// [PushToUser] and [PushToAll], and the target's key: the session id, the
+// encoded user id (see [EncodeUser]), or "" for every session.
+func (s Space) ParsePush(subject string) (to, key string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, s.prefix+".push.")
+	if !ok {
+		return "", "", false
+	}
+	if rest == PushToAll {
+		return PushToAll, "", true
+	}
+	to, key, _ = strings.Cut(rest, ".")
+	if (to != PushToSession && to != PushToUser) || !validToken(key, 1, 1<<16) {
+		return "", "", false
+	}
+	return to, key, true
+}

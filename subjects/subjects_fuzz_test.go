@@ -33,6 +33,8 @@ func FuzzTypeNameToSubject(f *testing.F) {
 		"fabric.req.orchestrator.query", "fabric.req.a/b", "fabric.req.a..b",
 		"fabric.evt.S.m1", "fabric.evt.S.m1.a.b.progress", "fabric.evt.S..x", "fabric.evt.S.m1.",
 		"fabric.cancel.S.m1", "fabric.cancel.S.m1.x",
+		"fabric.evt.S.m1.progress", "fabric.evt.S.m1.a..b.x", "fabric.evt.*.m1.a.b",
+		"fabric.push.session.S", "fabric.push.user.YWxpY2U", "fabric.push.all", "fabric.push.all.x", "fabric.push.session.",
 	} {
 		f.Add(s)
 	}
@@ -81,6 +83,23 @@ func FuzzTypeNameToSubject(f *testing.F) {
 				t.Fatalf("ParseEvent(%q) = %q, %q, which rebuilds %q", s, id, tail, want)
 			}
 		}
+		if sess, id, tn, sfx, ok := space.ParseEventSubject(s); ok {
+			if want := subjects.Event(space.Reply(sess, id), tn, sfx); want != s {
+				t.Fatalf("ParseEventSubject(%q) = %q, %q, %q, %q, which rebuilds %q", s, sess, id, tn, sfx, want)
+			}
+			if subjects.ValidateID(id) != nil || subjects.ValidateTypeName(tn) != nil || subjects.ValidateSuffix(sfx) != nil {
+				t.Fatalf("ParseEventSubject(%q) = %q, %q, %q, %q: a part breaks its rule", s, sess, id, tn, sfx)
+			}
+		}
+		if to, key, ok := space.ParsePush(s); ok {
+			want := space.PushAll()
+			if to != subjects.PushToAll {
+				want = strings.TrimSuffix(space.Pushes(), ">") + to + "." + key
+			}
+			if want != s || (to == subjects.PushToSession && space.PushSession(key) != s) {
+				t.Fatalf("ParsePush(%q) = %q, %q, which rebuilds %q", s, to, key, want)
+			}
+		}
 
 		err := subjects.ValidateRoute(s)
 		if (err == nil) != (validType && !reserved) {
@@ -109,6 +128,9 @@ func FuzzTypeNameToSubject(f *testing.F) {
 			}
 			if sfx, ok := subjects.EventSuffix(tail, subjects.TypeTokens(s)); !ok || sfx != subjects.ReservedSegment {
 				t.Fatalf("EventSuffix(%q) = %q, %v", tail, sfx, ok)
+			}
+			if sess, id, tn, sfx, ok := sp.ParseEventSubject(event); !ok || sess != session || id != "m1" || tn != s || sfx != subjects.ReservedSegment {
+				t.Fatalf("ParseEventSubject(%q) = %q, %q, %q, %q, %v", event, sess, id, tn, sfx, ok)
 			}
 		}
 		if subjects.ValidatePushType(s) != nil || subjects.ValidatePushType(subjects.EventType(s, "x")) != nil {

@@ -407,3 +407,132 @@ func TestWildcards(t *testing.T) {
 		}
 	}
 }
+
+func TestWatcherWildcards(t *testing.T) {
+	fabric := subjects.MustSpace("")
+	acme := subjects.MustSpace("acme.prod")
+	for _, tc := range []struct{ name, got, want string }{
+		{"every event", fabric.EventWildcard("", "", ""), "fabric.evt.*.*.>"},
+		{"a session's events", fabric.EventWildcard("S", "", ""), "fabric.evt.S.*.>"},
+		{"a request's events", fabric.EventWildcard("S", "m1", ""), "fabric.evt.S.m1.>"},
+		{"an id in any session", fabric.EventWildcard("", "m1", ""), "fabric.evt.*.m1.>"},
+		{"a route's events", fabric.EventWildcard("", "", "demo/count"), "fabric.evt.*.*.demo.count.*"},
+		{"a route's events in a session", fabric.EventWildcard("S", "", "a"), "fabric.evt.S.*.a.*"},
+		{"custom prefix", acme.EventWildcard("", "", "a/b"), "acme.prod.evt.*.*.a.b.*"},
+		{"every cancel", fabric.CancelWildcard("", ""), fabric.Cancels()},
+		{"a session's cancels", fabric.CancelWildcard("S", ""), "fabric.cancel.S.*"},
+		{"an id's cancels", acme.CancelWildcard("", "m1"), "acme.prod.cancel.*.m1"},
+		{"pushes", fabric.Pushes(), "fabric.push.>"},
+		{"custom pushes", acme.Pushes(), "acme.prod.push.>"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+
+	// What each wildcard matches, against the subjects the builders make.
+	reply := fabric.Reply(session, "m1")
+	for _, tc := range []struct {
+		pattern, subject string
+		match            bool
+	}{
+		{fabric.EventWildcard("", "", ""), subjects.Event(reply, "demo/count", "progress"), true},
+		{fabric.EventWildcard("", "", ""), reply, false}, // R only carries statuses for the requester
+		{fabric.EventWildcard("", "", ""), fabric.Cancel(session, "m1"), false},
+		{fabric.EventWildcard("", "", ""), acme.Reply(session, "m1") + ".a.progress", false},
+		{fabric.EventWildcard(session, "", ""), subjects.Event(reply, "a/b/c", "x"), true},
+		{fabric.EventWildcard("other", "", ""), subjects.Event(reply, "a/b/c", "x"), false},
+		{fabric.EventWildcard("", "m1", ""), subjects.Event(reply, "a", "finish"), true},
+		{fabric.EventWildcard("", "m2", ""), subjects.Event(reply, "a", "finish"), false},
+		{fabric.EventWildcard("", "", "demo/count"), subjects.Event(reply, "demo/count", "finish"), true},
+		{fabric.EventWildcard("", "", "demo/count"), subjects.Event(reply, "demo/count/more", "finish"), false},
+		{fabric.EventWildcard("", "", "demo"), subjects.Event(reply, "demo/count", "finish"), false},
+		{fabric.EventWildcard("", "", "demo/count"), reply, false},
+		{fabric.CancelWildcard(session, ""), fabric.Cancel(session, "m1"), true},
+		{fabric.CancelWildcard("other", ""), fabric.Cancel(session, "m1"), false},
+		{fabric.Pushes(), fabric.PushSession(session), true},
+		{fabric.Pushes(), fabric.PushUser("alice"), true},
+		{fabric.Pushes(), fabric.PushAll(), true},
+		{fabric.Pushes(), fabric.Takeover(session), false},
+		{fabric.Pushes(), acme.PushAll(), false},
+	} {
+		if got := matchSubject(tc.pattern, tc.subject); got != tc.match {
+			t.Errorf("%q matches %q: %v, want %v", tc.pattern, tc.subject, got, tc.match)
+		}
+	}
+}
+
+func TestParseEventSubject(t *testing.T) {
+	fabric := subjects.MustSpace("")
+	acme := subjects.MustSpace("acme.prod")
+	for _, tc := range []struct {
+		name                          string
+		space                         subjects.Space
+		subject                       string
+		session, id, typeName, suffix string
+		ok                            bool
+	}{
+		{"event", fabric, "fabric.evt.S.m1.orchestrator.query.progress", "S", "m1", "orchestrator/query", "progress", true},
+		{"one segment", fabric, "fabric.evt.S.m1.echo.response", "S", "m1", "echo", "response", true},
+		{"built", fabric, subjects.Event(fabric.Reply(session, "m-1_x"), "a/b/c/d/e/f/g/h", "finish"), session, "m-1_x", "a/b/c/d/e/f/g/h", "finish", true},
+		{"custom prefix", acme, "acme.prod.evt.S.m1.demo.count.error", "S", "m1", "demo/count", "error", true},
+
+		{"R itself", fabric, "fabric.evt.S.m1", "", "", "", "", false},
+		{"no type", fabric, "fabric.evt.S.m1.progress", "", "", "", "", false},
+		{"empty session", fabric, "fabric.evt..m1.a.progress", "", "", "", "", false},
+		{"empty id", fabric, "fabric.evt.S..a.progress", "", "", "", "", false},
+		{"empty type token", fabric, "fabric.evt.S.m1.a..b.progress", "", "", "", "", false},
+		{"empty suffix", fabric, "fabric.evt.S.m1.a.", "", "", "", "", false},
+		{"bad suffix", fabric, "fabric.evt.S.m1.a.1x", "", "", "", "", false},
+		{"bad type", fabric, "fabric.evt.S.m1.1a.progress", "", "", "", "", false},
+		{"slash in a token", fabric, "fabric.evt.S.m1.a/b.progress", "", "", "", "", false},
+		{"nine segments", fabric, "fabric.evt.S.m1.a.b.c.d.e.f.g.h.i.progress", "", "", "", "", false},
+		{"wildcard session", fabric, "fabric.evt.*.m1.a.progress", "", "", "", "", false},
+		{"wildcard tail", fabric, "fabric.evt.S.m1.>", "", "", "", "", false},
+		{"other prefix", fabric, "acme.prod.evt.S.m1.a.progress", "", "", "", "", false},
+		{"custom space, default prefix", acme, "fabric.evt.S.m1.a.progress", "", "", "", "", false},
+		{"request", fabric, "fabric.req.demo.count", "", "", "", "", false},
+		{"cancel", fabric, "fabric.cancel.S.m1", "", "", "", "", false},
+		{"empty", fabric, "", "", "", "", "", false},
+	} {
+		session, id, typeName, suffix, ok := tc.space.ParseEventSubject(tc.subject)
+		if ok != tc.ok || session != tc.session || id != tc.id || typeName != tc.typeName || suffix != tc.suffix {
+			t.Errorf("%s: ParseEventSubject(%q) = %q, %q, %q, %q, %v; want %q, %q, %q, %q, %v", tc.name, tc.subject,
+				session, id, typeName, suffix, ok, tc.session, tc.id, tc.typeName, tc.suffix, tc.ok)
+		}
+	}
+}
+
+func TestParsePush(t *testing.T) {
+	fabric := subjects.MustSpace("")
+	acme := subjects.MustSpace("acme.prod")
+	for _, tc := range []struct {
+		space   subjects.Space
+		subject string
+		to, key string
+		ok      bool
+	}{
+		{fabric, fabric.PushSession(session), subjects.PushToSession, session, true},
+		{fabric, fabric.PushUser("alice@example.com"), subjects.PushToUser, subjects.EncodeUser("alice@example.com"), true},
+		{fabric, fabric.PushAll(), subjects.PushToAll, "", true},
+		{acme, acme.PushSession("S"), subjects.PushToSession, "S", true},
+		{acme, acme.PushAll(), subjects.PushToAll, "", true},
+
+		{fabric, "fabric.push", "", "", false},
+		{fabric, "fabric.push.", "", "", false},
+		{fabric, "fabric.push.session", "", "", false},
+		{fabric, "fabric.push.session.", "", "", false},
+		{fabric, "fabric.push.session.S.x", "", "", false},
+		{fabric, "fabric.push.user.a=b", "", "", false},
+		{fabric, "fabric.push.all.x", "", "", false},
+		{fabric, "fabric.push.group.x", "", "", false},
+		{fabric, "fabric.gw.session.S", "", "", false},
+		{fabric, acme.PushAll(), "", "", false},
+		{acme, fabric.PushAll(), "", "", false},
+	} {
+		to, key, ok := tc.space.ParsePush(tc.subject)
+		if ok != tc.ok || to != tc.to || key != tc.key {
+			t.Errorf("ParsePush(%q) = %q, %q, %v; want %q, %q, %v", tc.subject, to, key, ok, tc.to, tc.key, tc.ok)
+		}
+	}
+}

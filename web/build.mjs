@@ -1,5 +1,6 @@
 // Builds the demo page into dist/: index.html, app.js (src/app.ts and the
-// TypeScript client it imports from source, bundled), app.css, and
+// TypeScript client it imports from source, bundled), app.css; the request
+// inspector's page: inspector.html, inspector.js, inspector.css; and
 // manifest.json, the sha256 of every input file. The Go binary embeds dist/
 // (embed.go), and a Go test fails when an input no longer matches the
 // manifest, so that the embedded page cannot silently fall behind its
@@ -32,13 +33,14 @@ export const INPUTS = [
   "clients/typescript/src",
   "web/build.mjs",
   "web/index.html",
+  "web/inspector.html",
   "web/package-lock.json",
   "web/src",
   "web/tsconfig.json",
 ];
 
 /** The files build writes, and so all that dist/ holds. */
-export const OUTPUTS = ["app.css", "app.js", "index.html", "manifest.json"];
+export const OUTPUTS = ["app.css", "app.js", "index.html", "inspector.css", "inspector.html", "inspector.js", "manifest.json"];
 
 /**
  * Builds the page into outdir, which it creates if need be; it writes only
@@ -50,6 +52,8 @@ export async function build(outdir) {
     entryPoints: [
       { in: "src/app.ts", out: "app" },
       { in: "src/styles.css", out: "app" },
+      { in: "src/inspector.ts", out: "inspector" },
+      { in: "src/inspector.css", out: "inspector" },
     ],
     outdir,
     bundle: true,
@@ -68,7 +72,7 @@ export async function build(outdir) {
   });
   const files = new Map();
   for (const f of result.outputFiles) files.set(path.basename(f.path), Buffer.from(f.contents));
-  files.set("index.html", await readFile(path.join(webDir, "index.html")));
+  for (const page of ["index.html", "inspector.html"]) files.set(page, await readFile(path.join(webDir, page)));
   const manifest = {
     comment: "Written by web/build.mjs (make web). web/embed_test.go hashes the files under roots and compares them with inputs.",
     roots: INPUTS,

@@ -9,5 +9,10 @@
 // a test fails when one has changed since, so the embedded page cannot
 // silently fall behind its source.
 //
-// [Handler] serves the page. It is safe for concurrent use.
+// It also holds the request inspector's page, which `fabric dev` serves at
+// /inspector: the fabric's recent requests and their events, live, read
+// from the API of internal/inspector.
+//
+// [Handler] serves the demo page, [InspectorHandler] the inspector's. They
+// are safe for concurrent use.
 package web

@@ -189,6 +189,59 @@ func TestHandler(t *testing.T) {
 	})
 }
 
+func TestInspectorHandler(t *testing.T) {
+	srv := httptest.NewServer(InspectorHandler())
+	defer srv.Close()
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		contentType  string
+		bodyHas      string
+	}{
+		{"GET", "/inspector", http.StatusOK, "text/html; charset=utf-8", `<script type="module" src="inspector/inspector.js">`},
+		{"GET", "/inspector/inspector.js", http.StatusOK, "text/javascript; charset=utf-8", "inspector/api/stream"},
+		{"GET", "/inspector/inspector.css", http.StatusOK, "text/css; charset=utf-8", ".state.in_flight"},
+		{"HEAD", "/inspector", http.StatusOK, "text/html; charset=utf-8", ""},
+		{"GET", "/", http.StatusNotFound, "text/plain; charset=utf-8", ""},
+		{"GET", "/app.js", http.StatusNotFound, "text/plain; charset=utf-8", ""},
+		{"GET", "/inspector/inspector.html", http.StatusNotFound, "text/plain; charset=utf-8", ""},
+		{"GET", "/inspector/api/requests", http.StatusNotFound, "text/plain; charset=utf-8", ""},
+		{"POST", "/inspector", http.StatusMethodNotAllowed, "text/plain; charset=utf-8", ""},
+	} {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			resp, body := do(t, mustRequest(t, tt.method, srv.URL+tt.path))
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if got := resp.Header.Get("Content-Type"); got != tt.contentType {
+				t.Errorf("Content-Type %q, want %q", got, tt.contentType)
+			}
+			if !strings.Contains(body, tt.bodyHas) {
+				t.Errorf("the body has no %q", tt.bodyHas)
+			}
+		})
+	}
+
+	t.Run("trailing slash", func(t *testing.T) {
+		req := mustRequest(t, "GET", srv.URL+"/inspector/")
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/inspector" {
+			t.Fatalf("status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	})
+
+	t.Run("content security policy", func(t *testing.T) {
+		resp, _ := do(t, mustRequest(t, "GET", srv.URL+"/inspector"))
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self'") {
+			t.Fatalf("Content-Security-Policy %q", csp)
+		}
+	})
+}
+
 func mustRequest(t *testing.T, method, url string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)

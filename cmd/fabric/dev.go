@@ -20,9 +20,11 @@ func runDev(ctx context.Context, args []string) error {
 	var gf gatewayFlags
 	var lf logFlags
 	var af agentFlags
+	var inf inspectorFlags
 	natsPort := fs.Int("nats-port", 0, "port of the embedded NATS server (default: random)")
 	gf.register(fs)
 	af.register(fs)
+	inf.register(fs)
 	lf.register(fs, "text")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -43,6 +45,11 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := setupTracing(ctx, "fabric-dev", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	store, err := os.MkdirTemp("", "fabric-dev-jetstream-")
 	if err != nil {
 		return err
@@ -65,7 +72,7 @@ func runDev(ctx context.Context, args []string) error {
 	go func() {
 		workerDone <- serveWorker(workerCtx, workerNC, workers.Config{Prefix: gf.prefix}, 5*time.Second, log, func(w *workers.Worker) error {
 			return errors.Join(demo.Register(w), af.registerAgents(w))
-		}, func() { close(workerReady) })
+		}, func() { close(workerReady) }, workers.WithMetrics(gf.metricsRegistry()))
 	}()
 	// The gateway says it listens only once the routes are served, so a
 	// request right after that finds a worker.
@@ -76,6 +83,14 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 
+	insp, err := startInspector(ctx, ns.ClientURL(), inf.config(gf.prefix, devRoutes(&af)...), log)
+	if err != nil {
+		stopWorker()
+		<-workerDone
+		return err
+	}
+	defer insp.Close()
+
 	gatewayNC, err := connectNATS(ns.ClientURL(), "fabric-dev-gateway", log)
 	if err != nil {
 		stopWorker()
@@ -83,12 +98,13 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	defer gatewayNC.Close()
-	err = serveGateway(ctx, gatewayNC, &gf, log, web.Handler(), func(addr net.Addr) {
+	err = serveGateway(ctx, gatewayNC, &gf, log, insp.beside(web.Handler()), func(addr net.Addr) {
 		url := wsURL(addr)
 		fmt.Fprintf(os.Stdout, "fabric dev: gateway listening on %s\n", url)
 		fmt.Fprintf(os.Stdout, "fabric dev: embedded NATS on %s (fabric worker --nats %s --demo adds workers)\n", ns.ClientURL(), ns.ClientURL())
 		fmt.Fprintf(os.Stdout, "fabric dev: try  go run ./cmd/fabric call demo/count '{\"n\":3}' --url %s\n", url)
 		fmt.Fprintf(os.Stdout, "fabric dev: the multi-agent demo is at %s\n", pageURL(addr))
+		fmt.Fprintf(os.Stdout, "fabric dev: the request inspector is at %s\n", inspectorURL(addr))
 	})
 	stopWorker()
 	if werr := <-workerDone; err == nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/seed82ac63c1/fabric/gateway"
+	"github.com/seed82ac63c1/fabric/web"
 )
 
 func runGateway(ctx context.Context, args []string) error {
@@ -20,7 +21,10 @@ func runGateway(ctx context.Context, args []string) error {
 	var gf gatewayFlags
 	var lf logFlags
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URLs, comma-separated")
+	withInspector := fs.Bool("inspector", false, "serve the request inspector at /inspector: the recent requests of the whole fabric, with payload previews, to anyone who can reach --listen")
+	var inf inspectorFlags
 	gf.register(fs)
+	inf.register(fs)
 	lf.register(fs, "json")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -42,7 +46,22 @@ func runGateway(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	return serveGateway(ctx, nc, &gf, log, nil, func(addr net.Addr) {
+	var site http.Handler
+	if *withInspector {
+		// Requests are known from their events: a subscription to the
+		// request subjects would turn the cluster's no_responders into
+		// timeouts.
+		cfg := inf.config(gf.prefix)
+		cfg.NoRequests = true
+		insp, err := startInspector(ctx, *natsURL, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer insp.Close()
+		site = insp.beside(nil)
+		log.Warn("request inspector on at " + web.InspectorPath + ": it shows every request's ids and payload previews")
+	}
+	return serveGateway(ctx, nc, &gf, log, site, func(addr net.Addr) {
 		log.Info("gateway listening", "addr", addr.String(), "nats", nc.ConnectedUrlRedacted())
 	})
 }

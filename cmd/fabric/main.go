@@ -1,7 +1,8 @@
 // Command fabric runs Fabric: `fabric dev` (everything in one process, with
 // an embedded NATS server), `fabric gateway` and `fabric worker` (the pieces,
-// against any NATS server or cluster), and `fabric call` (one request from
-// the command line, every event printed as it arrives).
+// against any NATS server or cluster), `fabric call` (one request from
+// the command line, every event printed as it arrives), and `fabric tail`
+// (every request, event, cancel and push of a fabric, as it crosses NATS).
 package main
 
 import (
@@ -21,9 +22,12 @@ Usage:
   fabric gateway  --listen ADDR --nats URL[,URL]   a gateway against a NATS server or cluster
   fabric worker   --nats URL[,URL] --demo          a worker serving the demo routes
   fabric call     TYPE [JSON] [--url ws://…/ws]    send one request, print each event as a JSON line
+  fabric tail     [--nats URL] [--route R] [--session S] [--id ID] [--errors] [--json]
+                                                   print each request, event, cancel and push on NATS
   fabric gen      ts|ts-codes|asyncapi [--out FILE]
                                                    TypeScript route map / code catalogue, AsyncAPI
                                                    document of the NATS contract, from Go
+  fabric health   URL [--timeout 3s]               GET URL, exit 0 on 2xx: a healthcheck for images with no shell
 
 Every flag can also be set by an environment variable: --request-timeout is
 FABRIC_REQUEST_TIMEOUT. Run "fabric COMMAND -h" for a command's flags.
@@ -46,6 +50,10 @@ func main() {
 		err = runWorker(ctx, args)
 	case "call":
 		err = runCall(ctx, args, os.Stdout)
+	case "tail":
+		err = runTail(ctx, args, os.Stdout, os.Stderr)
+	case "health":
+		err = runHealth(ctx, args, os.Stderr)
 	case "gen":
 		err = runGen(args, os.Stdout)
 	case "help", "-h", "--help":

@@ -8,7 +8,7 @@ export interface Message {
   seq?: number;
   /** The event's payload, if it has one. A :finish never has one. */
   payload?: unknown;
-  /** Reserved for the request's trace id. */
+  /** The request's trace id (32 hex digits) when it is traced: paste it into Jaeger. */
   trace?: string;
 }
 
@@ -208,7 +208,7 @@ export type RouteMessage<R extends RouteMapOf<R>, K extends keyof R & string> = 
         seq: number;
         /** The suffix's payload; undefined for :finish. */
         payload: RouteEvents<R, K>[S];
-        /** Reserved for the request's trace id. */
+        /** The request's trace id (32 hex digits) when it is traced: paste it into Jaeger. */
         trace?: string;
       };
     }[keyof RouteEvents<R, K> & string]

@@ -1,0 +1,13 @@
+package inspector_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails when a test leaves a goroutine behind: a watcher's loop,
+// an event stream, a subscription.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
