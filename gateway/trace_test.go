@@ -214,7 +214,7 @@ func wantAttrs(t *testing.T, s sdktrace.ReadOnlySpan, want ...attribute.KeyValue
 	}
 	for _, kv := range want {
 		if v, ok := have[kv.Key]; !ok || v != kv.Value {
-			t.Errorf("%s: %s = %v, want %v", s.Name(), kv.Key, v.Emit(), kv.Value.Emit())
+			t.Errorf("%s: %s = %v, want %v", s.Name(), kv.Key, v.String(), kv.Value.String())
 		}
 	}
 }
