@@ -33,6 +33,24 @@ func readUntilFinish(b *testing.B, c *websocket.Conn, n int) {
 	}
 }
 
+// roundTrips sends requests typ with payload on one connection to url, one
+// at a time, each until its :finish, for the benchmark's loop.
+func roundTrips(b *testing.B, url, typ, payload string) {
+	ws, _ := fabrictest.Hello(b, url)
+	frames := make([][]byte, 1024)
+	for i := range frames {
+		frames[i] = fmt.Appendf(nil, `{"type":%q,"id":"m%d","payload":%s}`, typ, i, payload)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if err := ws.Conn.WriteMessage(websocket.TextMessage, frames[i%len(frames)]); err != nil {
+			b.Fatal(err)
+		}
+		readUntilFinish(b, ws.Conn, 1)
+	}
+}
+
 func containsFinish(msg []byte) bool { return bytes.Contains(msg, []byte(`:finish"`)) }
 
 // BenchmarkRoundTrip: one connection, one request at a time, through a real
@@ -47,19 +65,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			f := fabrictest.Start(b, gateway.Config{})
-			ws, _ := fabrictest.Hello(b, f.Gateway.URL)
-			frames := make([][]byte, 1024)
-			for i := range frames {
-				frames[i] = fmt.Appendf(nil, `{"type":%q,"id":"m%d","payload":%s}`, bc.typ, i, bc.payload)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				if err := ws.Conn.WriteMessage(websocket.TextMessage, frames[i%len(frames)]); err != nil {
-					b.Fatal(err)
-				}
-				readUntilFinish(b, ws.Conn, 1)
-			}
+			roundTrips(b, f.Gateway.URL, bc.typ, bc.payload)
 		})
 	}
 }
@@ -189,19 +195,7 @@ func BenchmarkRoundTripTraced(b *testing.B) {
 			ns := fabrictest.NATS(b)
 			g := fabrictest.StartGateway(b, fabrictest.Connect(b, ns, "gateway"), gateway.Config{}, gateway.WithTracerProvider(tp))
 			fabrictest.StartDemoWorker(b, fabrictest.Connect(b, ns, "worker"), workers.Config{}, workers.WithTracerProvider(tp))
-			ws, _ := fabrictest.Hello(b, g.URL)
-			frames := make([][]byte, 1024)
-			for i := range frames {
-				frames[i] = fmt.Appendf(nil, `{"type":"demo/count","id":"m%d","payload":{"n":4}}`, i)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				if err := ws.Conn.WriteMessage(websocket.TextMessage, frames[i%len(frames)]); err != nil {
-					b.Fatal(err)
-				}
-				readUntilFinish(b, ws.Conn, 1)
-			}
+			roundTrips(b, g.URL, "demo/count", `{"n":4}`)
 		})
 	}
 }
