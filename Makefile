@@ -66,6 +66,7 @@ bench:
 ## fuzz: each fuzz target for 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime 20s ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzDecodeHello -fuzztime 20s ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzTypeNameToSubject -fuzztime 20s ./subjects
 
 ## chaos: the cluster chaos test for minutes, outside CI (FABRIC_CHAOS_DURATION, FABRIC_CHAOS_SEED)

@@ -20,6 +20,9 @@ import (
 	"github.com/seed82ac63c1/fabric/workers"
 )
 
+// The benchmarks measure the fabric, not its per-connection message rate:
+// their gateways run with MessageRate -1 (unlimited).
+
 // readUntilFinish reads frames until n finishes have arrived.
 func readUntilFinish(b *testing.B, c *websocket.Conn, n int) {
 	for n > 0 {
@@ -64,7 +67,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		{"count4", "demo/count", `{"n":4}`},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			f := fabrictest.Start(b, gateway.Config{})
+			f := fabrictest.Start(b, gateway.Config{MessageRate: -1})
 			roundTrips(b, f.Gateway.URL, bc.typ, bc.payload)
 		})
 	}
@@ -75,7 +78,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 // events are stored. Ids are unique, as the ledger runs each id once.
 func BenchmarkRoundTripDurable(b *testing.B) {
 	ns := fabrictest.NATS(b)
-	g := fabrictest.StartGateway(b, fabrictest.Connect(b, ns, "gateway"), gateway.Config{Durable: &gateway.DurableConfig{}})
+	g := fabrictest.StartGateway(b, fabrictest.Connect(b, ns, "gateway"), gateway.Config{MessageRate: -1, Durable: &gateway.DurableConfig{}})
 	fabrictest.StartDemoWorker(b, fabrictest.Connect(b, ns, "worker"), workers.Config{})
 	ws, _ := fabrictest.Hello(b, g.URL)
 	b.ReportAllocs()
@@ -92,7 +95,7 @@ func BenchmarkRoundTripDurable(b *testing.B) {
 // BenchmarkPipelined: one connection with 64 requests of demo/count n=4 in
 // flight at a time; reports events per second delivered to the client.
 func BenchmarkPipelined(b *testing.B) {
-	f := fabrictest.Start(b, gateway.Config{})
+	f := fabrictest.Start(b, gateway.Config{MessageRate: -1})
 	ws, _ := fabrictest.Hello(b, f.Gateway.URL)
 	const window = 64
 	start := time.Now()
@@ -135,7 +138,7 @@ func BenchmarkNATSRequestBaseline(b *testing.B) {
 // BenchmarkCancelLatency: from the client's sys/cancel to the worker's
 // handler seeing its ctx cancelled, through a real gateway and NATS.
 func BenchmarkCancelLatency(b *testing.B) {
-	f := fabrictest.Start(b, gateway.Config{})
+	f := fabrictest.Start(b, gateway.Config{MessageRate: -1})
 	started, cancelled := make(chan struct{}, 1), make(chan time.Time, 1)
 	fabrictest.StartWorker(b, fabrictest.Connect(b, f.NATS, "block-worker"), workers.Config{}, func(w *workers.Worker) error {
 		return w.HandleRaw("bench/block", workers.HandlerFunc(func(ctx context.Context, _ *workers.Request, _ *workers.Stream) error {
@@ -193,7 +196,7 @@ func BenchmarkRoundTripTraced(b *testing.B) {
 				})
 			}
 			ns := fabrictest.NATS(b)
-			g := fabrictest.StartGateway(b, fabrictest.Connect(b, ns, "gateway"), gateway.Config{}, gateway.WithTracerProvider(tp))
+			g := fabrictest.StartGateway(b, fabrictest.Connect(b, ns, "gateway"), gateway.Config{MessageRate: -1}, gateway.WithTracerProvider(tp))
 			fabrictest.StartDemoWorker(b, fabrictest.Connect(b, ns, "worker"), workers.Config{}, workers.WithTracerProvider(tp))
 			roundTrips(b, g.URL, "demo/count", `{"n":4}`)
 		})

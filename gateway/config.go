@@ -44,6 +44,25 @@ type Config struct {
 	MaxFrameBytes int64
 	// MaxInFlight bounds the requests in flight on one connection. 0 means 128.
 	MaxInFlight int
+	// MessageRate bounds the frames a client sends on one connection, per
+	// second, sustained; MessageBurst of them may come at once. A frame over
+	// it is refused with rate_limited: a request gets :error and :finish and
+	// is not published, any other frame gets sys/error. A client refused
+	// more than MessageBurst frames within RateLimitWindow is closed with
+	// 4002. 0 means 100; negative means unlimited.
+	MessageRate float64
+	// MessageBurst is the token bucket's depth of MessageRate. 0 means
+	// twice MessageRate, and at least MaxInFlight: a resumed client re-sends
+	// all its requests at once.
+	MessageBurst int
+	// MaxConnections bounds the connections this gateway serves at once;
+	// beyond it, an upgrade is answered 503 with Retry-After before it
+	// starts. 0 means 10000; negative means unlimited.
+	MaxConnections int
+	// ConnectionRate bounds the new connections this gateway accepts per
+	// second, with a burst of one second's worth; beyond it, an upgrade is
+	// answered 503 with Retry-After. 0 means 1000; negative means unlimited.
+	ConnectionRate float64
 	// MaxQueueBytes bounds a connection's outbound queue; a client that lets
 	// it overflow is closed as a slow consumer. 0 means 4 MiB.
 	MaxQueueBytes int
@@ -102,6 +121,9 @@ const (
 	DefaultSessionRetention   = 2 * time.Minute
 	DefaultMaxFrameBytes      = 1 << 20
 	DefaultMaxInFlight        = 128
+	DefaultMessageRate        = 100
+	DefaultMaxConnections     = 10000
+	DefaultConnectionRate     = 1000
 	DefaultMaxQueueBytes      = 4 << 20
 	DefaultWriteTimeout       = 10 * time.Second
 	DefaultTakeoverTimeout    = 2 * time.Second
@@ -131,8 +153,24 @@ func (c Config) withDefaults() Config {
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = DefaultMaxQueueBytes
 	}
+	if c.MessageRate == 0 {
+		c.MessageRate = DefaultMessageRate
+	}
+	if c.MessageBurst <= 0 {
+		c.MessageBurst = max(int(2*c.MessageRate), c.MaxInFlight)
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.ConnectionRate == 0 {
+		c.ConnectionRate = DefaultConnectionRate
+	}
 	return c
 }
+
+// RateLimitWindow is the window of Config.MessageRate's close: a client
+// refused more than MessageBurst frames within it is closed with 4002.
+const RateLimitWindow = 10 * time.Second
 
 func setDuration(d *time.Duration, def time.Duration) {
 	if *d <= 0 {

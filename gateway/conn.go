@@ -2,15 +2,16 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
@@ -44,6 +45,12 @@ type conn struct {
 	rbuf       bytes.Buffer
 	peerClosed bool // the client's close frame arrived (reader only)
 
+	// The message rate (reader only): limiter is nil when unlimited;
+	// refused counts the frames refused since refusedSince.
+	limiter      *rate.Limiter
+	refused      int
+	refusedSince time.Time
+
 	wmu       sync.Mutex
 	queue     [][]byte
 	spare     [][]byte // the previous batch's backing array, reused
@@ -60,6 +67,9 @@ type conn struct {
 func newConn(g *Gateway, ws *websocket.Conn) *conn {
 	ws.SetReadLimit(g.cfg.MaxFrameBytes)
 	c := &conn{gw: g, ws: ws}
+	if g.cfg.MessageRate > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(g.cfg.MessageRate), g.cfg.MessageBurst)
+	}
 	c.logp.Store(g.log.With("remote", ws.RemoteAddr().String()))
 	return c
 }
@@ -94,6 +104,10 @@ func (c *conn) readNext(deadline time.Duration, onTimeout protocol.CloseCode, ti
 	}
 	if err == nil {
 		c.gw.metrics.bytesIn.Add(float64(c.rbuf.Len()))
+		if !utf8.Valid(c.rbuf.Bytes()) { // RFC 6455 §8.1: fail the connection
+			c.close(protocol.CloseInvalidUTF8, "text frame is not valid UTF-8")
+			return false
+		}
 		return true
 	}
 	var ce *websocket.CloseError
@@ -123,12 +137,10 @@ func (c *conn) hello() bool {
 		c.close(protocol.CloseProtocol, "the first frame must be sys/hello")
 		return false
 	}
-	var h protocol.Hello
-	if len(f.Payload) > 0 {
-		if err := json.Unmarshal(f.Payload, &h); err != nil {
-			c.close(protocol.CloseProtocol, "invalid sys/hello payload")
-			return false
-		}
+	h, err := protocol.DecodeHello(f.Payload)
+	if err != nil {
+		c.close(protocol.CloseProtocol, "invalid sys/hello payload")
+		return false
 	}
 	if h.Client != "" {
 		c.logp.Store(c.logger().With("client", truncate(h.Client)))
@@ -166,6 +178,10 @@ func (c *conn) readFrames() {
 // handleFrame dispatches one client frame after hello.
 func (c *conn) handleFrame(b []byte) {
 	f, err := c.dec.Decode(b)
+	if c.limiter != nil && !c.limiter.Allow() {
+		c.rateLimited(&f, err == nil)
+		return
+	}
 	if err != nil {
 		c.reject("", err)
 		return
@@ -213,6 +229,28 @@ func truncate(s string) string {
 		return s[:80] + "…"
 	}
 	return s
+}
+
+// rateLimited refuses a frame over the connection's message rate, and
+// closes a client refused more than MessageBurst frames within
+// RateLimitWindow: it goes on sending after being told.
+func (c *conn) rateLimited(f *protocol.ClientFrame, decoded bool) {
+	cfg := &c.gw.cfg
+	c.gw.metrics.rateLimited.Inc()
+	if now := time.Now(); now.Sub(c.refusedSince) > RateLimitWindow {
+		c.refusedSince, c.refused = now, 0
+	}
+	c.refused++
+	if c.refused > cfg.MessageBurst {
+		c.close(protocol.CloseRateLimited, "message rate exceeded")
+		return
+	}
+	e := protocol.Errorf(protocol.CodeRateLimited, "more than %g frames per second on this connection", cfg.MessageRate)
+	if decoded && subjects.ValidateRoute(f.Type) == nil && f.HasID && subjects.ValidateID(f.ID) == nil &&
+		c.sess.refuse(f, outcomeRateLimited, e) {
+		return
+	}
+	c.reject(validID(*f), e)
 }
 
 // reject answers a frame the gateway cannot accept with sys/error; the

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/time/rate"
 
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
@@ -45,11 +46,13 @@ type Gateway struct {
 	pushAll     *nats.Subscription
 	store       *store // durable mode's; nil in core mode
 	stopRefresh context.CancelFunc
+	newConns    *rate.Limiter // ConnectionRate's; nil when unlimited
 
 	mu       sync.Mutex
 	sessions map[string]*session
 	users    map[string]*userSubscription
 	conns    map[*conn]struct{}
+	admitted int // connections upgrading or open: MaxConnections counts them
 	draining bool
 	connWG   sync.WaitGroup // one per live connection's reader goroutine
 	bg       sync.WaitGroup // durable mode's claims, replay starts and stores in flight
@@ -104,6 +107,9 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
 		ReadBufferSize:    4096,
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
+	}
+	if cfg.ConnectionRate > 0 {
+		g.newConns = rate.NewLimiter(rate.Limit(cfg.ConnectionRate), max(1, int(cfg.ConnectionRate)))
 	}
 	if cfg.Durable != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -175,18 +181,38 @@ func (g *Gateway) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
+// refuseConn answers an upgrade request 503, before the upgrade, with
+// Retry-After in seconds.
+func (g *Gateway) refuseConn(w http.ResponseWriter, reason, message, retryAfter string) {
+	g.metrics.refusedConns.WithLabelValues(reason).Inc()
+	w.Header().Set("Retry-After", retryAfter)
+	http.Error(w, message, http.StatusServiceUnavailable)
+}
+
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
-	if g.draining {
+	switch {
+	case g.draining:
 		g.mu.Unlock()
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "gateway is shutting down", http.StatusServiceUnavailable)
+		g.refuseConn(w, "draining", "gateway is shutting down", "1")
+		return
+	case g.cfg.MaxConnections > 0 && g.admitted >= g.cfg.MaxConnections:
+		g.mu.Unlock()
+		g.refuseConn(w, "max_connections", "gateway is at its connection limit", "5")
+		return
+	case g.newConns != nil && !g.newConns.Allow():
+		g.mu.Unlock()
+		g.refuseConn(w, "connection_rate", "too many new connections: retry shortly", "1")
 		return
 	}
+	g.admitted++
 	g.connWG.Add(1)
 	g.mu.Unlock()
 	ws, err := g.upgrader.Upgrade(w, r, nil)
 	if err != nil { // the upgrader has answered the client
+		g.mu.Lock()
+		g.admitted--
+		g.mu.Unlock()
 		g.connWG.Done()
 		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -205,6 +231,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) removeConn(c *conn) {
 	g.mu.Lock()
 	delete(g.conns, c)
+	g.admitted--
 	g.mu.Unlock()
 	g.metrics.connections.Dec()
 }

@@ -21,6 +21,7 @@ const (
 	outcomeInterrupted  = "interrupted"
 	outcomeOverloaded   = "overloaded"
 	outcomeTooLarge     = "too_large"
+	outcomeRateLimited  = "rate_limited"
 	outcomeInternal     = "internal"
 	outcomeHandedOver   = "handed_over" // durable mode: the session went to another gateway, the request runs on
 )
@@ -38,6 +39,8 @@ type metrics struct {
 	closes          *prometheus.CounterVec
 	badFrames       prometheus.Counter
 	slowConsumers   prometheus.Counter
+	rateLimited     prometheus.Counter
+	refusedConns    *prometheus.CounterVec
 
 	mu     sync.Mutex
 	routes map[string]struct{}
@@ -71,10 +74,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "fabric_gateway_bad_frames_total", Help: "Client frames answered with sys/error."}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fabric_gateway_slow_consumers_total", Help: "Connections closed because their outbound queue overflowed."}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fabric_gateway_rate_limited_frames_total", Help: "Client frames refused with rate_limited: over the connection's message rate."}),
+		refusedConns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fabric_gateway_refused_connections_total", Help: "Upgrade requests answered 503, by reason: max_connections, connection_rate or draining."},
+			[]string{"reason"}),
 		routes: make(map[string]struct{}),
 	}
 	reg.MustRegister(m.connections, m.sessions, m.sessionsResumed, m.requests, m.duration,
-		m.events, m.pushes, m.bytesIn, m.bytesOut, m.closes, m.badFrames, m.slowConsumers)
+		m.events, m.pushes, m.bytesIn, m.bytesOut, m.closes, m.badFrames, m.slowConsumers, m.rateLimited, m.refusedConns)
 	return m
 }
 

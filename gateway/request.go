@@ -89,9 +89,7 @@ func (s *session) start(f *protocol.ClientFrame) error {
 		}
 		return protocol.Errorf(protocol.CodeBadRequest, "id %q is already in flight on this session", f.ID)
 	}
-	route := g.metrics.routeLabel(f.Type)
-	r := &request{id: f.ID, typeName: f.Type, typeTokens: subjects.TypeTokens(f.Type), route: route, lastSeq: f.After, sent: f.After}
-	s.startSpan(r, f)
+	r := s.newRequest(f)
 	switch {
 	case f.HasAfter && g.store == nil:
 		// A request re-sent during resume. Without durable storage its
@@ -149,6 +147,28 @@ func (s *session) start(f *protocol.ClientFrame) error {
 	}
 	s.publishLocked(r, msg)
 	return nil
+}
+
+// newRequest returns the request of frame f, its span started.
+func (s *session) newRequest(f *protocol.ClientFrame) *request {
+	route := s.gw.metrics.routeLabel(f.Type)
+	r := &request{id: f.ID, typeName: f.Type, typeTokens: subjects.TypeTokens(f.Type), route: route, lastSeq: f.After, sent: f.After}
+	s.startSpan(r, f)
+	return r
+}
+
+// refuse ends request f before it starts, with e and :finish (numbered on
+// from f's after), and publishes nothing. It returns false, doing nothing,
+// when f's id is in flight: that request's client would take them for its
+// end, so the caller answers sys/error instead.
+func (s *session) refuse(f *protocol.ClientFrame, outcome string, e *protocol.Error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.requests[f.ID] != nil {
+		return false
+	}
+	s.failLocked(s.newRequest(f), outcome, e)
+	return true
 }
 
 // publishLocked publishes r's request message. A request that cannot be

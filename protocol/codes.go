@@ -50,11 +50,14 @@ type CloseCode int
 const (
 	CloseNormal         CloseCode = 1000 // the client or server ended the session
 	CloseGoingAway      CloseCode = 1001 // the gateway is going away: reconnect at once, elsewhere
+	CloseBadFrame       CloseCode = 1002 // a malformed WebSocket frame (RFC 6455 protocol error)
 	CloseUnsupported    CloseCode = 1003 // a binary frame was received
+	CloseInvalidUTF8    CloseCode = 1007 // a text frame was not valid UTF-8
 	CloseTooLarge       CloseCode = 1009 // a frame exceeded maxFrameBytes
 	CloseInternal       CloseCode = 1011 // an internal gateway failure
 	ClosePingTimeout    CloseCode = 4000 // the client sent nothing for two ping intervals
 	CloseSlowConsumer   CloseCode = 4001 // the client read too slowly; its outbound queue overflowed
+	CloseRateLimited    CloseCode = 4002 // the client kept sending over its message rate
 	CloseProtocol       CloseCode = 4500 // protocol violation: the first frame was not sys/hello
 	CloseHelloTimeout   CloseCode = 4501 // no sys/hello within the hello timeout
 	CloseUnauthorized   CloseCode = 4502 // authentication failed
@@ -85,11 +88,14 @@ var CloseCodes = []struct {
 }{
 	{CloseNormal, "normal", "The client or the gateway ended the session."},
 	{CloseGoingAway, "going_away", "The gateway is shutting down: reconnect at once, to any gateway, and resume."},
+	{CloseBadFrame, "bad_frame", "A malformed WebSocket frame: reserved bits or opcode, an unmasked frame, a fragmented or oversized control frame (RFC 6455 protocol error)."},
 	{CloseUnsupported, "binary_frame", "A binary frame was received; the protocol uses text frames only."},
+	{CloseInvalidUTF8, "invalid_utf8", "A text frame was not valid UTF-8."},
 	{CloseTooLarge, "frame_too_large", "A frame exceeded maxFrameBytes."},
 	{CloseInternal, "internal", "An internal gateway failure."},
 	{ClosePingTimeout, "ping_timeout", "The client sent nothing for two ping intervals. Reconnect with backoff."},
 	{CloseSlowConsumer, "slow_consumer", "The client read too slowly and its outbound queue overflowed. Reconnect with backoff."},
+	{CloseRateLimited, "rate_limited", "The client kept sending faster than its message rate after frames were refused with rate_limited. Reconnect with backoff, and send slower."},
 	{CloseProtocol, "protocol_violation", "The first frame was not a valid sys/hello. Fix the client."},
 	{CloseHelloTimeout, "hello_timeout", "No sys/hello arrived within the hello timeout. Fix the client."},
 	{CloseUnauthorized, "unauthorized", "Authentication failed. Reconnect only with new credentials."},

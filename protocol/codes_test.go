@@ -98,7 +98,9 @@ func TestCloseCodes(t *testing.T) {
 	}{
 		{protocol.CloseNormal, 1000},
 		{protocol.CloseGoingAway, 1001},
+		{protocol.CloseBadFrame, 1002},
 		{protocol.CloseUnsupported, 1003},
+		{protocol.CloseInvalidUTF8, 1007},
 		{protocol.CloseTooLarge, 1009},
 		{protocol.CloseInternal, 1011},
 	} {
@@ -114,6 +116,7 @@ func TestCloseCodes(t *testing.T) {
 	}{
 		{protocol.ClosePingTimeout, 4000, 4499},
 		{protocol.CloseSlowConsumer, 4000, 4499},
+		{protocol.CloseRateLimited, 4000, 4499},
 		{protocol.CloseProtocol, 4500, 4999},
 		{protocol.CloseHelloTimeout, 4500, 4999},
 		{protocol.CloseUnauthorized, 4500, 4999},
@@ -165,7 +168,7 @@ func reconnectRule(c protocol.CloseCode) (allowed, immediately bool) {
 	case c >= 4500 && c <= 4999: // not without new credentials or a fix
 		return false, false
 	default:
-		// 1003, 1009, 1011 and codes a client sees without a close frame
+		// 1002, 1003, 1007, 1009, 1011 and codes a client sees without a close frame
 		// (1005, 1006): the contract does not forbid a retry, so with backoff.
 		return true, false
 	}

@@ -262,6 +262,19 @@ type Hello struct {
 	Client string  `json:"client,omitempty"`
 }
 
+// DecodeHello decodes the payload of a sys/hello frame; no payload, or
+// null, is an empty hello. It fails with a bad_request *Error.
+func DecodeHello(payload []byte) (Hello, error) {
+	var h Hello
+	if len(payload) == 0 {
+		return h, nil
+	}
+	if err := json.Unmarshal(payload, &h); err != nil {
+		return Hello{}, Errorf(CodeBadRequest, "invalid sys/hello payload: %v", err)
+	}
+	return h, nil
+}
+
 // Resume names the session a client wants to resume.
 type Resume struct {
 	SessionID   string `json:"sessionId"`

@@ -12,6 +12,7 @@
 //	<prefix>.push.user.<encoded user>          push to a user's sessions
 //	<prefix>.push.all                          push to every session
 //	<prefix>.gw.session.<session>              gateway-to-gateway session takeover
+//	<prefix>.auth.connect                      connect hook: a gateway asks the app to authenticate
 //
 // A watcher that sees every request of a fabric with plain subscriptions
 // (`fabric tail`, the inspector) uses the wildcards [Space.EventWildcard],

@@ -155,6 +155,11 @@ func (s Space) PushAll() string { return s.prefix + ".push.all" }
 // another gateway that is resuming it. Gateways only; workers never use it.
 func (s Space) Takeover(session string) string { return s.prefix + ".gw.session." + session }
 
+// AuthConnect returns the subject of the connect hook: a gateway configured
+// to delegate authentication sends each client's credentials there as a
+// request and an application's responder answers with the identity.
+func (s Space) AuthConnect() string { return s.prefix + ".auth.connect" }
+
 // EncodeUser encodes a user id, which may hold any character, into one
 // subject token: unpadded base64url of its UTF-8 bytes.
 func EncodeUser(user string) string { return base64.RawURLEncoding.EncodeToString([]byte(user)) }

@@ -89,6 +89,7 @@ func TestSubjects(t *testing.T) {
 		{"push user", fabric.PushUser("alice"), "fabric.push.user.YWxpY2U"},
 		{"push all", fabric.PushAll(), "fabric.push.all"},
 		{"takeover", fabric.Takeover("S"), "fabric.gw.session.S"},
+		{"auth connect", fabric.AuthConnect(), "fabric.auth.connect"},
 
 		{"custom request", acme.Request("orchestrator/query"), "acme.prod.req.orchestrator.query"},
 		{"custom requests", acme.Requests(), "acme.prod.req.>"},
@@ -101,6 +102,7 @@ func TestSubjects(t *testing.T) {
 		{"custom push user", acme.PushUser("alice"), "acme.prod.push.user.YWxpY2U"},
 		{"custom push all", acme.PushAll(), "acme.prod.push.all"},
 		{"custom takeover", acme.Takeover("S"), "acme.prod.gw.session.S"},
+		{"custom auth connect", acme.AuthConnect(), "acme.prod.auth.connect"},
 		{"custom queue group", acme.QueueGroup(), "acme.prod"},
 
 		{"type tokens", subjects.TypeTokens("a/b/c"), "a.b.c"},
@@ -533,6 +535,33 @@ func TestParsePush(t *testing.T) {
 		to, key, ok := tc.space.ParsePush(tc.subject)
 		if ok != tc.ok || to != tc.to || key != tc.key {
 			t.Errorf("ParsePush(%q) = %q, %q, %v; want %q, %q, %v", tc.subject, to, key, ok, tc.to, tc.key, tc.ok)
+		}
+	}
+}
+
+// TestAuthConnectIsNoOtherSubject checks that the connect hook's subject
+// lies outside every wildcard a gateway or worker subscribes to, so that no
+// request, event, cancel or push handler ever sees a client's credentials.
+func TestAuthConnectIsNoOtherSubject(t *testing.T) {
+	for _, prefix := range []string{"", "acme.prod"} {
+		s := subjects.MustSpace(prefix)
+		subject := s.AuthConnect()
+		if _, ok := s.ParseRequest(subject); ok {
+			t.Errorf("%s parses as a request", subject)
+		}
+		if _, _, _, _, ok := s.ParseEventSubject(subject); ok {
+			t.Errorf("%s parses as an event", subject)
+		}
+		if _, _, ok := s.ParseCancel(subject); ok {
+			t.Errorf("%s parses as a cancel", subject)
+		}
+		if _, _, ok := s.ParsePush(subject); ok {
+			t.Errorf("%s parses as a push", subject)
+		}
+		for _, wildcard := range []string{s.Requests(), s.Cancels(), s.Pushes(), s.EventWildcard("", "", "")} {
+			if strings.HasPrefix(subject, strings.TrimRight(wildcard, ">*.")) {
+				t.Errorf("%s lies under %s", subject, wildcard)
+			}
 		}
 	}
 }

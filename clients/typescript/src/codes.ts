@@ -36,8 +36,12 @@ export const CloseCode = {
   Normal: 1000,
   /** The gateway is shutting down: reconnect at once, to any gateway, and resume. */
   GoingAway: 1001,
+  /** A malformed WebSocket frame: reserved bits or opcode, an unmasked frame, a fragmented or oversized control frame (RFC 6455 protocol error). */
+  BadFrame: 1002,
   /** A binary frame was received; the protocol uses text frames only. */
   BinaryFrame: 1003,
+  /** A text frame was not valid UTF-8. */
+  InvalidUtf8: 1007,
   /** A frame exceeded maxFrameBytes. */
   FrameTooLarge: 1009,
   /** An internal gateway failure. */
@@ -46,6 +50,8 @@ export const CloseCode = {
   PingTimeout: 4000,
   /** The client read too slowly and its outbound queue overflowed. Reconnect with backoff. */
   SlowConsumer: 4001,
+  /** The client kept sending faster than its message rate after frames were refused with rate_limited. Reconnect with backoff, and send slower. */
+  RateLimited: 4002,
   /** The first frame was not a valid sys/hello. Fix the client. */
   ProtocolViolation: 4500,
   /** No sys/hello arrived within the hello timeout. Fix the client. */
@@ -66,11 +72,14 @@ export type ReconnectPolicy = "never" | "immediately" | "backoff";
 export const closeCodePolicy: Readonly<Record<number, ReconnectPolicy>> = {
   1000: "never",
   1001: "immediately",
+  1002: "backoff",
   1003: "backoff",
+  1007: "backoff",
   1009: "backoff",
   1011: "backoff",
   4000: "backoff",
   4001: "backoff",
+  4002: "backoff",
   4500: "never",
   4501: "never",
   4502: "never",
