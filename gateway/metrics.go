@@ -83,6 +83,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.connections, m.sessions, m.sessionsResumed, m.requests, m.duration,
 		m.events, m.pushes, m.bytesIn, m.bytesOut, m.closes, m.badFrames, m.slowConsumers, m.rateLimited, m.refusedConns)
+	for _, reason := range []string{"max_connections", "connection_rate", "draining"} {
+		m.refusedConns.WithLabelValues(reason) // exported at 0 from the start, for dashboards
+	}
 	return m
 }
 

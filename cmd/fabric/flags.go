@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -115,6 +116,10 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&g.cfg.SessionRetention, "session-retention", gateway.DefaultSessionRetention, "how long a session awaits resume after its connection drops")
 	fs.Int64Var(&g.cfg.MaxFrameBytes, "max-frame-bytes", gateway.DefaultMaxFrameBytes, "largest inbound frame")
 	fs.IntVar(&g.cfg.MaxInFlight, "max-in-flight", gateway.DefaultMaxInFlight, "requests in flight per connection")
+	fs.Float64Var(&g.cfg.MessageRate, "message-rate", gateway.DefaultMessageRate, "frames per second a client may send on one connection, sustained (negative: unlimited)")
+	fs.IntVar(&g.cfg.MessageBurst, "message-burst", 0, "frames a client may send at once over --message-rate (default: twice --message-rate, at least --max-in-flight)")
+	fs.IntVar(&g.cfg.MaxConnections, "max-connections", gateway.DefaultMaxConnections, "connections served at once; beyond it, upgrades get 503 (negative: unlimited)")
+	fs.Float64Var(&g.cfg.ConnectionRate, "connection-rate", gateway.DefaultConnectionRate, "new connections accepted per second; beyond it, upgrades get 503 (negative: unlimited)")
 	fs.IntVar(&g.cfg.MaxQueueBytes, "max-queue-bytes", gateway.DefaultMaxQueueBytes, "outbound queue per connection before a slow client is closed")
 	fs.DurationVar(&g.cfg.WriteTimeout, "write-timeout", gateway.DefaultWriteTimeout, "deadline of one write to a client")
 	fs.DurationVar(&g.cfg.HandoffTimeout, "handoff-timeout", gateway.DefaultHandoffTimeout, "on shutdown, how long sessions wait to be resumed on another gateway (negative: not at all)")
@@ -162,9 +167,58 @@ func (g *gatewayFlags) config() gateway.Config {
 	return cfg
 }
 
+// natsAuthFlags are the credentials a command presents to NATS, and the
+// prefix of its reply inboxes (deploy/nats/permissions.conf).
+type natsAuthFlags struct {
+	user, password, token, creds, inboxPrefix string
+}
+
+// registerNATSAuth registers the NATS credential flags on fs.
+func registerNATSAuth(fs *flag.FlagSet) *natsAuthFlags {
+	a := &natsAuthFlags{}
+	fs.StringVar(&a.user, "nats-user", "", "NATS user name")
+	fs.StringVar(&a.password, "nats-password", "", "NATS password; prefer FABRIC_NATS_PASSWORD, which ps does not show")
+	fs.StringVar(&a.token, "nats-token", "", "NATS token; prefer FABRIC_NATS_TOKEN")
+	fs.StringVar(&a.creds, "nats-creds", "", "NATS credentials file (a user JWT and its NKey seed: decentralized auth)")
+	fs.StringVar(&a.inboxPrefix, "nats-inbox-prefix", "", "prefix of the connection's reply subjects, such as _INBOX.<user>, so that permissions can keep each user's replies its own (default: _INBOX)")
+	return a
+}
+
+// options returns the nats.Options of the credentials. Several kinds at
+// once are an error, which nats.Connect returns.
+func (a *natsAuthFlags) options() []nats.Option {
+	var opts []nats.Option
+	kinds := 0
+	if a.user != "" || a.password != "" {
+		kinds++
+		opts = append(opts, nats.UserInfo(a.user, a.password))
+	}
+	if a.token != "" {
+		kinds++
+		opts = append(opts, nats.Token(a.token))
+	}
+	if a.creds != "" {
+		kinds++
+		opts = append(opts, nats.UserCredentials(a.creds))
+	}
+	if a.inboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(a.inboxPrefix))
+	}
+	switch {
+	case kinds > 1:
+		return []nats.Option{func(*nats.Options) error {
+			return errors.New("--nats-user/--nats-password, --nats-token and --nats-creds exclude each other")
+		}}
+	case a.user == "" && a.password != "":
+		return []nats.Option{func(*nats.Options) error { return errors.New("--nats-password without --nats-user") }}
+	}
+	return opts
+}
+
 // connectNATS connects to a comma-separated list of NATS URLs, reconnecting
-// forever, and logs the connection's life.
-func connectNATS(urls, name string, log *slog.Logger) (*nats.Conn, error) {
+// forever, and logs the connection's life. opts come last: credentials,
+// say.
+func connectNATS(urls, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	nc, err := nats.Connect(urls,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -187,11 +241,24 @@ func connectNATS(urls, name string, log *slog.Logger) (*nats.Conn, error) {
 			}
 			log.Error("nats async error", "subject", subject, "err", err)
 		}),
+		allOptions(opts),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", urls, err)
 	}
 	return nc, nil
+}
+
+// allOptions applies opts in order, as one nats.Option.
+func allOptions(opts []nats.Option) nats.Option {
+	return func(o *nats.Options) error {
+		for _, opt := range opts {
+			if err := opt(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // flagGiven reports whether the flag was set on the command line or from the

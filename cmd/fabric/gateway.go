@@ -21,6 +21,7 @@ func runGateway(ctx context.Context, args []string) error {
 	var gf gatewayFlags
 	var lf logFlags
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URLs, comma-separated")
+	natsAuth := registerNATSAuth(fs)
 	withInspector := fs.Bool("inspector", false, "serve the request inspector at /inspector: the recent requests of the whole fabric, with payload previews, to anyone who can reach --listen")
 	var inf inspectorFlags
 	gf.register(fs)
@@ -41,7 +42,7 @@ func runGateway(ctx context.Context, args []string) error {
 	if gf.resumeSecret == "" {
 		log.Warn("no resume secret (FABRIC_RESUME_SECRET): sessions resume only on this gateway")
 	}
-	nc, err := connectNATS(*natsURL, "fabric-gateway", log)
+	nc, err := connectNATS(*natsURL, "fabric-gateway", log, natsAuth.options()...)
 	if err != nil {
 		return err
 	}
@@ -53,7 +54,7 @@ func runGateway(ctx context.Context, args []string) error {
 		// timeouts.
 		cfg := inf.config(gf.prefix)
 		cfg.NoRequests = true
-		insp, err := startInspector(ctx, *natsURL, cfg, log)
+		insp, err := startInspector(ctx, *natsURL, cfg, log, natsAuth.options()...)
 		if err != nil {
 			return err
 		}

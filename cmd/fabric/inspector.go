@@ -43,8 +43,8 @@ type runningInspector struct {
 // startInspector connects to NATS and starts a request inspector, which
 // runs until ctx is done or Close. Its own connection keeps its traffic
 // (every event of every session) off the gateway's.
-func startInspector(ctx context.Context, natsURLs string, cfg inspector.Config, log *slog.Logger) (*runningInspector, error) {
-	nc, err := connectNATS(natsURLs, "fabric-inspector", log)
+func startInspector(ctx context.Context, natsURLs string, cfg inspector.Config, log *slog.Logger, opts ...nats.Option) (*runningInspector, error) {
+	nc, err := connectNATS(natsURLs, "fabric-inspector", log, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,7 @@ Flags:
 func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tail")
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URLs, comma-separated")
+	natsAuth := registerNATSAuth(fs)
 	prefix := fs.String("prefix", "fabric", "NATS subject prefix")
 	var f tail.Filter
 	fs.StringVar(&f.Route, "route", "", "only this route's requests, events, cancels and pushes")
@@ -72,7 +73,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.PayloadBytes = -1 // Config's 0 means the default
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	nc, err := connectNATS(*natsURL, "fabric-tail", log)
+	nc, err := connectNATS(*natsURL, "fabric-tail", log, natsAuth.options()...)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ func runWorker(ctx context.Context, args []string) error {
 	var lf logFlags
 	var af agentFlags
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URLs, comma-separated")
+	natsAuth := registerNATSAuth(fs)
 	prefix := fs.String("prefix", "fabric", "NATS subject prefix")
 	withDemo := fs.Bool("demo", false, "serve the demo routes (demo/echo, demo/count, …)")
 	withAgents := fs.Bool("agents", false, "serve the multi-agent demo's routes (agent/ask, agent/plan, agent/sql, agent/analyze, agent/chart)")
@@ -51,7 +52,7 @@ func runWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopTracing()
-	nc, err := connectNATS(*natsURL, "fabric-worker", log)
+	nc, err := connectNATS(*natsURL, "fabric-worker", log, natsAuth.options()...)
 	if err != nil {
 		return err
 	}

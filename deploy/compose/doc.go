@@ -9,10 +9,11 @@
 // The package has no Go API; docs/deploy.md describes the deployment. Its
 // tests fail when the pieces stop fitting together: a NATS node that does
 // not route to the others, a fabric service that does not export traces to
-// Jaeger, gateways with different resume secrets, a load balancer that
-// misses a gateway or drops the WebSocket upgrade, a scrape target that is
-// not where a process serves /metrics, a flag the fabric binary does not
-// know. One test starts the three NATS nodes in-process from
+// Jaeger, a service that connects to NATS as a user the NATS configuration
+// does not give it, gateways with different resume secrets, a load
+// balancer that misses a gateway or drops the WebSocket upgrade, a scrape
+// target that is not where a process serves /metrics, a flag the fabric
+// binary does not know. One test starts the three NATS nodes in-process from
 // deploy/nats/nats.conf (on free ports) and a durable gateway on them, as
 // docker-compose.yml runs it.
 package compose

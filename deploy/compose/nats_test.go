@@ -176,7 +176,7 @@ func TestNATSConfigFormsACluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: --durable-replicas %q: %v", gw.Name, r, err)
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","))
+	nc, err := nats.Connect(strings.Join(urls, ","), natsAuth(gw)...)
 	if err != nil {
 		t.Fatal(err)
 	}

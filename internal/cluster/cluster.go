@@ -37,6 +37,11 @@ type Options struct {
 	GatewayArgs []string
 	// WorkerArgs are appended to every worker's arguments.
 	WorkerArgs []string
+	// NATSConfig is appended to every node's configuration file: users and
+	// permissions, say. With users, the gateways and workers need
+	// credentials in GatewayArgs and WorkerArgs, and [Node.Connect], which
+	// presents none, fails.
+	NATSConfig string
 }
 
 func (o Options) withDefaults() Options {

@@ -119,6 +119,7 @@ func (c *Cluster) natsConfig(n *Node) string {
 		fmt.Fprintf(&b, "cluster {\n  name: %q\n  listen: \"127.0.0.1:%d\"\n  routes: [%s]\n}\n",
 			ClusterName, n.ClusterPort, strings.Join(routes, ", "))
 	}
+	b.WriteString(c.opts.NATSConfig)
 	return b.String()
 }
 
