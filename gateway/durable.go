@@ -238,7 +238,7 @@ const (
 // retry calls try until it succeeds, fails for good (errExpired), or
 // storeBudget is spent; each try gets storeTimeout. give, if not nil, stops
 // the tries when it returns true, with errGivenUp.
-func retry(what string, log *slog.Logger, give func() bool, try func(ctx context.Context) error) error {
+func retry(what string, log func() *slog.Logger, give func() bool, try func(ctx context.Context) error) error {
 	deadline := time.Now().Add(storeBudget)
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -251,7 +251,7 @@ func retry(what string, log *slog.Logger, give func() bool, try func(ctx context
 		if time.Now().Add(backoff).After(deadline) {
 			return err
 		}
-		log.Warn(what+": trying again", "attempt", attempt, "err", err)
+		log().Warn(what+": trying again", "attempt", attempt, "err", err)
 		time.Sleep(backoff)
 		if give != nil && give() {
 			return errGivenUp
@@ -305,7 +305,7 @@ func (s *session) claimAndRun(r *request, resent bool, after uint64, msg *nats.M
 	g := s.gw
 	st := g.store
 	token := nuid.Next()
-	log := s.rlog(r)
+	log := func() *slog.Logger { return s.rlog(r) } // built only if a line is written
 	var run bool
 	err := retry("request ledger", log, func() bool {
 		s.mu.Lock()
@@ -349,7 +349,7 @@ func (s *session) claimAndRun(r *request, resent bool, after uint64, msg *nats.M
 		s.failLocked(r, outcomeInterrupted, protocol.Errorf(protocol.CodeInterrupted,
 			"the request's events are no longer kept (retention %s)", st.cfg.Retention))
 	case err != nil:
-		log.Error("request ledger unavailable", "err", err)
+		log().Error("request ledger unavailable", "err", err)
 		r.durable = false
 		s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the event store is unavailable"))
 	default: // known: it ran, or runs, elsewhere or before
@@ -396,7 +396,7 @@ func (s *session) replayLocked(r *request) {
 			return s.requests[r.id] == r && r.replayGen == gen
 		}
 		var stop func()
-		err := retry("replay not started", s.rlog(r),
+		err := retry("replay not started", func() *slog.Logger { return s.rlog(r) },
 			func() bool { return !current() },
 			func(ctx context.Context) (err error) {
 				stop, err = g.store.replay(ctx, s.id, r.id, s.awaitRoom, func(m jetstream.Msg) { s.onStored(r, gen, m) })
@@ -482,7 +482,7 @@ func (s *session) storeLocked(r *request, events ...storedEvent) {
 			Data: e.payload,
 		}
 	}
-	log := s.rlog(r)
+	log := func() *slog.Logger { return s.rlog(r) }
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
@@ -492,7 +492,7 @@ func (s *session) storeLocked(r *request, events ...storedEvent) {
 				return err
 			})
 			if err != nil {
-				log.Error("gateway event not stored: a client resuming elsewhere misses it", "err", err)
+				log().Error("gateway event not stored: a client resuming elsewhere misses it", "err", err)
 				return
 			}
 		}

@@ -57,6 +57,9 @@ func rejectSpan(r *request, err error) {
 // context into msg's header: the worker's span is its child. Untraced,
 // the header carries the client's traceparent, if any, as it came.
 func (s *session) startSendSpan(r *request, msg *nats.Msg) {
+	if !r.span.SpanContext().IsValid() {
+		return // untraced: no traceparent to carry
+	}
 	ctx := trace.ContextWithSpan(context.Background(), r.span)
 	if r.span.IsRecording() {
 		ctx, r.sendSpan = s.gw.tracer.Start(ctx, "send "+r.typeName,
