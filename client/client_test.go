@@ -30,7 +30,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func dial(t *testing.T, url string, opts client.Options) *client.Client {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = fabrictest.Logger()
+		opts.Logger = fabrictest.Logger(t)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -29,7 +29,7 @@ func tracedFabric(t *testing.T) (*fabrictest.Gateway, *tracetest.SpanRecorder) {
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	ns := fabrictest.NATS(t)
 	g := fabrictest.StartGateway(t, fabrictest.Connect(t, ns, "gateway"), gateway.Config{}, gateway.WithTracerProvider(tp))
-	w, err := workers.New(fabrictest.Connect(t, ns, "worker"), workers.Config{}, workers.WithTracerProvider(tp), workers.WithLogger(fabrictest.Logger()))
+	w, err := workers.New(fabrictest.Connect(t, ns, "worker"), workers.Config{}, workers.WithTracerProvider(tp), workers.WithLogger(fabrictest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -181,7 +181,7 @@ func TestNATSConfigFormsACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	g, err := gateway.New(nc, gateway.Config{Durable: &gateway.DurableConfig{Replicas: replicas}}, gateway.WithLogger(fabrictest.Logger()))
+	g, err := gateway.New(nc, gateway.Config{Durable: &gateway.DurableConfig{Replicas: replicas}}, gateway.WithLogger(fabrictest.Logger(t)))
 	if err != nil {
 		t.Fatalf("a gateway with --durable-replicas %d on the cluster: %v", replicas, err)
 	}

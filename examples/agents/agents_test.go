@@ -44,7 +44,7 @@ func start(t *testing.T, cfg agents.Config) *fabric {
 	t.Helper()
 	ns := fabrictest.NATS(t)
 	gw := fabrictest.StartGateway(t, fabrictest.Connect(t, ns, "gateway"), gateway.Config{})
-	w, err := workers.New(fabrictest.Connect(t, ns, "agents"), workers.Config{}, workers.WithLogger(fabrictest.Logger()))
+	w, err := workers.New(fabrictest.Connect(t, ns, "agents"), workers.Config{}, workers.WithLogger(fabrictest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func dial(t *testing.T, url string) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, url, client.Options{NoReconnect: true, Logger: fabrictest.Logger()})
+	c, err := client.Dial(ctx, url, client.Options{NoReconnect: true, Logger: fabrictest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,13 +45,48 @@ func Connect(t testing.TB, s *server.Server, name string) *nats.Conn {
 	return nc
 }
 
-// Logger returns a logger for tests: debug output on stderr with
-// FABRIC_TEST_LOG=1, otherwise nothing (tests assert behaviour, not logs).
-func Logger() *slog.Logger {
-	if os.Getenv("FABRIC_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
+// Logger returns a logger for tests. Its lines at Info and above are kept
+// in memory, the last logTail bytes of them, and printed with t.Log only if
+// the test fails: a failure in CI comes with what the fabric said. With
+// FABRIC_TEST_LOG=1 every line, Debug included, goes to stderr as it is
+// written.
+func Logger(t testing.TB) *slog.Logger {
+	if os.Getenv("FABRIC_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b := &tailBuffer{max: logTail}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the fabric's log (Info and above, last %d bytes):\n%s", logTail, b.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// logTail is how much of a test's log Logger keeps.
+const logTail = 32 << 10
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b = append(b.b, p...)
+	if over := len(b.b) - b.max; over > 0 {
+		b.b = append(b.b[:0], b.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.b)
 }
 
 // Gateway is a gateway served on a real loopback socket.
@@ -75,7 +111,7 @@ func StartGateway(t testing.TB, nc *nats.Conn, cfg gateway.Config, opts ...gatew
 	if cfg.DrainPeriod == 0 {
 		cfg.DrainPeriod = -1
 	}
-	g, err := gateway.New(nc, cfg, append([]gateway.Option{gateway.WithLogger(Logger())}, opts...)...)
+	g, err := gateway.New(nc, cfg, append([]gateway.Option{gateway.WithLogger(Logger(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +131,7 @@ func StartGateway(t testing.TB, nc *nats.Conn, cfg gateway.Config, opts ...gatew
 // it down at cleanup.
 func StartWorker(t testing.TB, nc *nats.Conn, cfg workers.Config, register func(*workers.Worker) error, opts ...workers.Option) *workers.Worker {
 	t.Helper()
-	w, err := workers.New(nc, cfg, append([]workers.Option{workers.WithLogger(Logger())}, opts...)...)
+	w, err := workers.New(nc, cfg, append([]workers.Option{workers.WithLogger(Logger(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

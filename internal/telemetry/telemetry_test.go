@@ -71,7 +71,7 @@ func TestSetupExportsOverOTLPHTTP(t *testing.T) {
 	if !telemetry.Enabled() {
 		t.Fatal("Enabled() = false with an OTLP endpoint")
 	}
-	tp, shutdown, err := telemetry.Setup(context.Background(), "fabric-gateway", fabrictest.Logger())
+	tp, shutdown, err := telemetry.Setup(context.Background(), "fabric-gateway", fabrictest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestSetupOffByDefault(t *testing.T) {
 	if telemetry.Enabled() {
 		t.Fatal("Enabled() = true with no OTEL_* variable")
 	}
-	tp, shutdown, err := telemetry.Setup(context.Background(), "fabric", fabrictest.Logger())
+	tp, shutdown, err := telemetry.Setup(context.Background(), "fabric", fabrictest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestSetupOffByDefault(t *testing.T) {
 // silent no-op.
 func TestSetupRejectsUnknownExporter(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "zipkin")
-	if _, _, err := telemetry.Setup(context.Background(), "fabric", fabrictest.Logger()); err == nil {
+	if _, _, err := telemetry.Setup(context.Background(), "fabric", fabrictest.Logger(t)); err == nil {
 		t.Fatal("Setup accepted OTEL_TRACES_EXPORTER=zipkin")
 	}
 }

@@ -41,7 +41,7 @@ func startFabric(t *testing.T, cfg agents.Config, pools ...[]string) (*client.Cl
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, gw.URL, client.Options{NoReconnect: true, Logger: fabrictest.Logger()})
+	c, err := client.Dial(ctx, gw.URL, client.Options{NoReconnect: true, Logger: fabrictest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
