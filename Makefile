@@ -3,7 +3,7 @@ GO        ?= go
 STATICCHECK_VERSION ?= v0.8.2
 TOOLS     := $(CURDIR)/bin
 
-.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz chaos build dev gen ts-test asyncapi-check web web-test browser-test
+.PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz chaos build dev cluster gen ts-test asyncapi-check web web-test browser-test
 
 ## test: every check and every test, with the race detector
 test: lint asyncapi-check race ts-test web-test browser-test
@@ -86,3 +86,7 @@ build:
 ## dev: run everything in one process
 dev:
 	$(GO) run ./cmd/fabric dev
+
+## cluster: 3 NATS nodes, 2 gateways and 2 workers as processes on loopback, no Docker (CLUSTER_ARGS="--workers 4 --durable")
+cluster:
+	$(GO) run ./cmd/fabric cluster $(CLUSTER_ARGS)

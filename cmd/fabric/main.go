@@ -21,6 +21,9 @@ Usage:
   fabric dev      [--listen :8080]                 gateway + demo workers + embedded NATS, one process
   fabric gateway  --listen ADDR --nats URL[,URL]   a gateway against a NATS server or cluster
   fabric worker   --nats URL[,URL] --demo          a worker serving the demo routes
+  fabric cluster  [--workers 2] [--durable]        3 NATS nodes, 2 gateways and workers as processes on
+                                                   loopback: the compose topology without Docker
+  fabric nats-server [nats-server options]         a NATS server (nats-server's own flags: -c FILE…)
   fabric call     TYPE [JSON] [--url ws://…/ws]    send one request, print each event as a JSON line
   fabric tail     [--nats URL] [--route R] [--session S] [--id ID] [--errors] [--json]
                                                    print each request, event, cancel and push on NATS
@@ -48,6 +51,10 @@ func main() {
 		err = runGateway(ctx, args)
 	case "worker":
 		err = runWorker(ctx, args)
+	case "cluster":
+		err = runCluster(ctx, args, os.Stdout, os.Stderr)
+	case "nats-server":
+		err = runNATSServer(args)
 	case "call":
 		err = runCall(ctx, args, os.Stdout)
 	case "tail":

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/seed82ac63c1/fabric/internal/fabrictest"
+	"github.com/seed82ac63c1/fabric/internal/topology"
 )
 
 // Options shapes a cluster. The zero value of every field selects the
@@ -231,8 +232,8 @@ func (c *Cluster) nodeOf(url string) int {
 // What the fabric binary logs (JSON) when it serves, and when its NATS
 // connection (re)connects.
 var (
-	gatewayReadyRE = regexp.MustCompile(`"msg":"gateway listening","addr":"([^"]+)"`)
-	workerReadyRE  = regexp.MustCompile(`"msg":"worker serving"`)
+	gatewayReadyRE = topology.GatewayReady
+	workerReadyRE  = topology.WorkerReady
 	natsURLRE      = regexp.MustCompile(`"msg":"(?:gateway listening|worker serving|nats reconnected)"[^\n]*?"(?:nats|url)":"([^"]+)"`)
 )
 
@@ -260,28 +261,26 @@ var build struct {
 	err  error
 }
 
+// bins are the fabric binary, and the one that runs the NATS nodes as
+// `fabric nats-server`: the same one, except with the race detector, which
+// would only slow the nodes down.
 type bins struct{ fabric, nats string }
 
 // binaries builds the fabric binary (with the race detector when
-// FABRIC_CLUSTER_RACE=1) and nats-server, once per test binary, into a
-// temporary directory that [Main] removes.
+// FABRIC_CLUSTER_RACE=1, and then a plain one too for the NATS nodes),
+// once per test binary, into a temporary directory that [Main] removes.
 func binaries() (bins, error) {
 	build.once.Do(func() {
 		build.dir, build.err = os.MkdirTemp("", "fabric-cluster-")
 		if build.err != nil {
 			return
 		}
-		if race, _ := strconv.ParseBool(os.Getenv("FABRIC_CLUSTER_RACE")); race {
-			build.bins.fabric = filepath.Join(build.dir, "fabric")
+		build.bins.nats, build.err = fabrictest.BuildFabric(build.dir)
+		build.bins.fabric = build.bins.nats
+		if race, _ := strconv.ParseBool(os.Getenv("FABRIC_CLUSTER_RACE")); race && build.err == nil {
+			build.bins.fabric = filepath.Join(build.dir, "fabric-race")
 			build.err = goBuild("-race", "-o", build.bins.fabric, "github.com/seed82ac63c1/fabric/cmd/fabric")
-		} else {
-			build.bins.fabric, build.err = fabrictest.BuildFabric(build.dir)
 		}
-		if build.err != nil {
-			return
-		}
-		build.bins.nats = filepath.Join(build.dir, "nats-server")
-		build.err = goBuild("-o", build.bins.nats, "github.com/nats-io/nats-server/v2")
 	})
 	return build.bins, build.err
 }

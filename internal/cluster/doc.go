@@ -1,8 +1,8 @@
 // Package cluster runs a fabric of real processes on loopback for fault
-// tests: a NATS cluster (nats-server processes with routes and JetStream),
-// `fabric gateway` processes sharing a resume secret, and `fabric worker
-// --demo` processes, every one of which a test can SIGKILL, SIGTERM,
-// SIGSTOP, SIGCONT and restart.
+// tests: a NATS cluster (`fabric nats-server` processes with routes and
+// JetStream), `fabric gateway` processes sharing a resume secret, and
+// `fabric worker --demo` processes, every one of which a test can SIGKILL,
+// SIGTERM, SIGSTOP, SIGCONT and restart.
 //
 //	c := cluster.Start(t, cluster.Options{NATS: 3, Gateways: 2, Workers: 3})
 //	rec := c.NewClient(t, 0)
@@ -12,9 +12,12 @@
 //	cluster.Check(t, rec)
 //
 // Main types:
-//   - [Cluster]: the processes; [Start] builds the binaries once per test
-//     binary (`fabric`, and `nats-server` from the module's dependency),
-//     starts NATS, workers and gateways, and waits until each serves.
+//   - [Cluster]: the processes; [Start] builds the fabric binary once per
+//     test binary (the NATS nodes are `fabric nats-server`: nats-server from
+//     the module's dependency), starts NATS, workers and gateways, and waits
+//     until each serves. Their configuration, ports and health checks are
+//     internal/topology's, which `fabric cluster` uses too; every child dies
+//     with the test binary (on Linux).
 //     t.Cleanup kills every process it started, restarts included, and
 //     fails the test if one exited on its own, panicked or reported a data
 //     race.

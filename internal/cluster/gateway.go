@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/seed82ac63c1/fabric/internal/topology"
 	"github.com/seed82ac63c1/fabric/protocol"
 )
 
@@ -167,7 +168,7 @@ func (g *Gateway) Resources() (Resources, error) {
 // Metrics scrapes the gateway's /metrics and returns each sample by its
 // name and labels as exposed (`fabric_gateway_requests_total{outcome="ok",route="demo/echo"}`).
 func (g *Gateway) Metrics() (map[string]float64, error) {
-	resp, err := monitorClient.Get(g.HTTPURL() + "/metrics")
+	resp, err := topology.MonitorClient.Get(g.HTTPURL() + "/metrics")
 	if err != nil {
 		return nil, err
 	}

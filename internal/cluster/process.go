@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/seed82ac63c1/fabric/internal/fabrictest"
+	"github.com/seed82ac63c1/fabric/internal/topology"
 )
 
 // Timeouts of the harness's own waits. They bound a broken run; nothing is
@@ -55,7 +56,7 @@ func (c *Cluster) newProcess(name, bin string, args []string) *Process {
 
 // start starts a new incarnation and waits until it serves.
 func (p *Process) start() error {
-	cmd := exec.Command(p.bin, p.args...)
+	cmd := topology.Command(p.bin, p.args...) // dies with the test binary
 	out := &fabrictest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = environ()
