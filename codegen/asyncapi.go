@@ -350,6 +350,10 @@ func builtinSchemas() map[string]obj {
 				"type":        "string",
 				"description": "The authenticated user id; absent for anonymous sessions.",
 			},
+			subjects.HeaderClaims: obj{
+				"type":        "string",
+				"description": "The user's forwarded claims (the gateway's --jwt-forward-claims, or the connect hook's claims): a JSON object whose values are strings. Absent when there are none.",
+			},
 			subjects.HeaderTraceparent: traceparent,
 			subjects.HeaderTracestate: obj{
 				"type":        "string",

@@ -296,7 +296,7 @@ func TestAsyncAPIDocument(t *testing.T) {
 	}
 
 	for schema, want := range map[string]string{
-		"FabricRequestHeaders": `{"props": ["Fabric-Id", "Fabric-Session", "Fabric-User", "traceparent", "tracestate"], "required": ["Fabric-Id", "Fabric-Session"]}`,
+		"FabricRequestHeaders": `{"props": ["Fabric-Claims", "Fabric-Id", "Fabric-Session", "Fabric-User", "traceparent", "tracestate"], "required": ["Fabric-Id", "Fabric-Session"]}`,
 		"FabricEventHeaders":   `{"props": ["Fabric-Id", "Fabric-Seq", "traceparent"], "required": ["Fabric-Id", "Fabric-Seq"]}`,
 		"FabricPushHeaders":    `{"props": ["Fabric-Type"], "required": ["Fabric-Type"]}`,
 	} {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/seed82ac63c1/fabric/auth"
 )
 
 // Config configures a Gateway. The zero value of every field selects the
@@ -82,9 +84,66 @@ type Config struct {
 	// in flight when its connection drops is interrupted.
 	Durable *DurableConfig
 	// AllowedOrigins lists the Origin values (scheme://host[:port]) browsers
-	// may connect from; "*" allows any. Empty means same-origin only.
-	// Clients that send no Origin header are always allowed.
+	// may connect from, each compared whole: scheme, host and port;
+	// "scheme://host:*" allows any port of the host, and "*" any origin.
+	// Empty means same-origin only (the Origin's host is the request's
+	// Host). Clients that send no Origin header (not browsers) are always
+	// allowed: the check protects users' browsers from cross-site
+	// WebSocket hijacking, not the gateway from other clients.
 	AllowedOrigins []string
+	// Auth, if not nil, requires every client to authenticate (see
+	// AuthConfig). nil accepts anonymous sessions.
+	Auth *AuthConfig
+}
+
+// AuthConfig configures authentication and per-route authorization.
+//
+// A client presents a token in sys/hello (browsers) or in the upgrade
+// request's "Authorization: Bearer" header; never in the query string. A
+// client without valid credentials is closed with 4502. The identity's user
+// id goes to workers as Fabric-User, its forwarded claims as Fabric-Claims,
+// and every request is checked against Policy.
+type AuthConfig struct {
+	// Authenticator checks a client's credentials: auth.JWT, auth.NATS (a
+	// connect hook served by the application), or one of your own.
+	// Required.
+	Authenticator auth.Authenticator
+	// Policy maps roles to the route patterns they allow; a request for a
+	// route its identity may not call ends with :error{forbidden} and
+	// :finish, and nothing is published. nil leaves the decision to the
+	// identity's own route restriction (auth.Identity.Routes); with neither,
+	// every route is allowed.
+	Policy *auth.Policy
+	// Timeout bounds one authentication (hello, resume or refresh). 0 means
+	// 5s.
+	Timeout time.Duration
+	// RefreshGrace is how long after its token expires a connection may
+	// still send sys/refresh before it is closed with 4504. 0 means 30s;
+	// negative means none.
+	RefreshGrace time.Duration
+	// MaxConnectionsPerUser bounds one user's connections to this gateway;
+	// a connection beyond it is closed with 4003. 0 means 100; negative
+	// means unlimited.
+	MaxConnectionsPerUser int
+}
+
+// Defaults of AuthConfig.
+const (
+	DefaultAuthTimeout           = 5 * time.Second
+	DefaultRefreshGrace          = 30 * time.Second
+	DefaultMaxConnectionsPerUser = 100
+)
+
+func (c AuthConfig) withDefaults() AuthConfig {
+	setDuration(&c.Timeout, DefaultAuthTimeout)
+	if c.RefreshGrace == 0 {
+		c.RefreshGrace = DefaultRefreshGrace
+	}
+	c.RefreshGrace = max(c.RefreshGrace, 0)
+	if c.MaxConnectionsPerUser == 0 {
+		c.MaxConnectionsPerUser = DefaultMaxConnectionsPerUser
+	}
+	return c
 }
 
 // Option sets an optional dependency of a Gateway.
@@ -164,6 +223,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ConnectionRate == 0 {
 		c.ConnectionRate = DefaultConnectionRate
+	}
+	if c.Auth != nil {
+		a := c.Auth.withDefaults()
+		c.Auth = &a
 	}
 	return c
 }

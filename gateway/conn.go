@@ -41,6 +41,14 @@ type conn struct {
 
 	sess *session // set by the reader after hello; read-only afterwards
 
+	// Authentication (auth.go). bearer is the upgrade request's
+	// Authorization token until hello uses it; ident is the client's
+	// identity (reader only, after hello); countedUser is the user whose
+	// connection count this connection holds.
+	bearer      string
+	ident       *identity
+	countedUser string
+
 	dec        protocol.FrameDecoder
 	rbuf       bytes.Buffer
 	peerClosed bool // the client's close frame arrived (reader only)
@@ -61,12 +69,15 @@ type conn struct {
 	closeCode protocol.CloseCode
 	stopping  atomic.Bool // closing, readable without wmu by the writer
 	pingTimer *time.Timer
-	writers   sync.WaitGroup
+	// expiryTimer closes the connection when its token has expired and
+	// the refresh grace has passed.
+	expiryTimer *time.Timer
+	writers     sync.WaitGroup
 }
 
-func newConn(g *Gateway, ws *websocket.Conn) *conn {
+func newConn(g *Gateway, ws *websocket.Conn, bearer string) *conn {
 	ws.SetReadLimit(g.cfg.MaxFrameBytes)
-	c := &conn{gw: g, ws: ws}
+	c := &conn{gw: g, ws: ws, bearer: bearer}
 	if g.cfg.MessageRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.cfg.MessageRate), g.cfg.MessageBurst)
 	}
@@ -145,6 +156,9 @@ func (c *conn) hello() bool {
 	if h.Client != "" {
 		c.logp.Store(c.logger().With("client", truncate(h.Client)))
 	}
+	if !c.authenticateHello(&h) {
+		return false
+	}
 	s, err := c.gw.openSession(c, &h)
 	if err != nil {
 		c.logger().Warn("session open failed", "err", err)
@@ -190,6 +204,8 @@ func (c *conn) handleFrame(b []byte) {
 	case protocol.TypePong:
 	case protocol.TypePing:
 		c.enqueue(pongFrame)
+	case protocol.TypeRefresh:
+		c.refresh(&f)
 	case protocol.TypeCancel:
 		if err := subjects.ValidateID(f.ID); err != nil {
 			c.reject("", protocol.Errorf(protocol.CodeBadRequest, "sys/cancel needs a valid id: %v", err))
@@ -401,6 +417,9 @@ func (c *conn) markClosing(code protocol.CloseCode) bool {
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
+	if c.expiryTimer != nil {
+		c.expiryTimer.Stop()
+	}
 	return true
 }
 
@@ -422,6 +441,9 @@ func (c *conn) close(code protocol.CloseCode, reason string) {
 	c.queue = nil
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
+	}
+	if c.expiryTimer != nil {
+		c.expiryTimer.Stop()
 	}
 	writerRunning := c.writing
 	if writerRunning {
@@ -480,6 +502,9 @@ func (c *conn) teardown() {
 	c.logger().Debug("connection closed", "code", int(code))
 	if c.sess != nil {
 		c.sess.detach(c, code == protocol.CloseNormal)
+	}
+	if c.countedUser != "" {
+		c.gw.removeUserConn(c.countedUser)
 	}
 	c.gw.removeConn(c)
 }

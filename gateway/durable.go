@@ -121,42 +121,86 @@ type ledgerEntry struct {
 	// Claim tells this claim from another's, so that a claim whose first
 	// try's answer was lost is known as its own when tried again.
 	Claim string `json:"claim"`
+	// ClosedAt is the seq of the :error with which a gateway ended the
+	// request (timeout, cancel…), recorded before that :error is stored
+	// and before the worker is told to stop; 0 while open. A replay drops
+	// the worker's events from it on, whatever their order in the store,
+	// as the live delivery did.
+	ClosedAt uint64 `json:"closedAt,omitempty"`
 }
 
 // claim records that request (session, id) runs. It returns false if it was
-// already recorded: it ran, or runs, elsewhere or before. token is unique to
-// this claim; a claim tried again after an unanswered try passes the same
-// token, and finds the record its first try made its own.
-func (st *store) claim(ctx context.Context, session, id, typeName, gateway, token string) (bool, error) {
+// already recorded: it ran, or runs, elsewhere or before; closedAt is then
+// the record's. token is unique to this claim; a claim tried again after an
+// unanswered try passes the same token, and finds the record its first try
+// made its own.
+func (st *store) claim(ctx context.Context, session, id, typeName, gateway, token string) (run bool, closedAt uint64, err error) {
 	v, _ := json.Marshal(ledgerEntry{Type: typeName, Gateway: gateway, Claim: token})
 	key := requestKey(session, id)
-	_, err := st.requests.Create(ctx, key, v)
+	_, err = st.requests.Create(ctx, key, v)
 	switch {
 	case err == nil:
-		return true, nil
+		return true, 0, nil
 	case errors.Is(err, jetstream.ErrKeyExists):
-		e, err := st.requests.Get(ctx, key)
+		entry, _, err := st.entry(ctx, key)
 		if err != nil {
-			return false, err
+			return false, 0, err
 		}
-		var entry ledgerEntry
-		_ = json.Unmarshal(e.Value(), &entry)
-		return entry.Claim == token, nil
+		if entry.Claim == token {
+			return true, 0, nil
+		}
+		return false, entry.ClosedAt, nil
 	default:
-		return false, err
+		return false, 0, err
 	}
 }
 
-// known reports whether request (session, id) is in the ledger.
-func (st *store) known(ctx context.Context, session, id string) (bool, error) {
-	_, err := st.requests.Get(ctx, requestKey(session, id))
+// known reports whether request (session, id) is in the ledger, and where a
+// gateway closed it.
+func (st *store) known(ctx context.Context, session, id string) (known bool, closedAt uint64, err error) {
+	entry, _, err := st.entry(ctx, requestKey(session, id))
 	switch {
 	case err == nil:
-		return true, nil
+		return true, entry.ClosedAt, nil
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return false, nil
+		return false, 0, nil
 	default:
-		return false, err
+		return false, 0, err
+	}
+}
+
+// entry reads a ledger record and its revision.
+func (st *store) entry(ctx context.Context, key string) (ledgerEntry, uint64, error) {
+	var entry ledgerEntry
+	e, err := st.requests.Get(ctx, key)
+	if err != nil {
+		return entry, 0, err
+	}
+	_ = json.Unmarshal(e.Value(), &entry) // written by gateways only
+	return entry, e.Revision(), nil
+}
+
+// markClosed records in the ledger that a gateway ended request (session,
+// id) with its :error of seq closedAt. The lowest closedAt wins.
+func (st *store) markClosed(ctx context.Context, session, id string, closedAt uint64) error {
+	key := requestKey(session, id)
+	for {
+		entry, rev, err := st.entry(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil // expired: no replay will ask
+		}
+		if err != nil {
+			return err
+		}
+		if entry.ClosedAt != 0 && entry.ClosedAt <= closedAt {
+			return nil
+		}
+		entry.ClosedAt = closedAt
+		v, _ := json.Marshal(entry)
+		_, err = st.requests.Update(ctx, key, v, rev)
+		if !errors.Is(err, jetstream.ErrKeyExists) { // else changed meanwhile: read it again
+			return err
+		}
 	}
 }
 
@@ -307,13 +351,15 @@ func (s *session) claimAndRun(r *request, resent bool, after uint64, msg *nats.M
 	token := nuid.Next()
 	log := func() *slog.Logger { return s.rlog(r) } // built only if a line is written
 	var run bool
+	var closedAt uint64
 	err := retry("request ledger", log, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.requests[r.id] != r && !r.handedOver
 	}, func(ctx context.Context) error {
 		if resent {
-			known, err := st.known(ctx, s.id, r.id)
+			known, at, err := st.known(ctx, s.id, r.id)
+			closedAt = at
 			if err != nil || known {
 				run = false
 				return err
@@ -324,7 +370,7 @@ func (s *session) claimAndRun(r *request, resent bool, after uint64, msg *nats.M
 			// Never seen: sent before the drop, it never reached a gateway.
 		}
 		var err error
-		run, err = st.claim(ctx, s.id, r.id, r.typeName, g.cfg.ID, token)
+		run, closedAt, err = st.claim(ctx, s.id, r.id, r.typeName, g.cfg.ID, token)
 		return err
 	})
 
@@ -354,12 +400,14 @@ func (s *session) claimAndRun(r *request, resent bool, after uint64, msg *nats.M
 		s.failLocked(r, outcomeInternal, protocol.Errorf(protocol.CodeInternal, "the event store is unavailable"))
 	default: // known: it ran, or runs, elsewhere or before
 		s.endSendSpan(r, nil)
+		if closedAt != 0 && (r.closedAt == 0 || closedAt < r.closedAt) {
+			r.closedAt = closedAt // a gateway ended it: the worker's later events are not the client's
+		}
 		if !r.held {
 			s.replayLocked(r)
 		}
 		if r.cancelled {
-			s.stopWorkerLocked(r)
-			s.failLocked(r, outcomeCancelled, protocol.Errorf(protocol.CodeCancelled, "cancelled by the client"))
+			s.closeLocked(r, outcomeCancelled, protocol.Errorf(protocol.CodeCancelled, "cancelled by the client"))
 		}
 	}
 }
@@ -464,11 +512,14 @@ func (s *session) interruptReplayLocked(r *request) {
 	s.endLocked(r, outcomeInterrupted)
 }
 
-// storeLocked stores the events the gateway made for r (its :error and
-// :finish) beside the worker's, so the client gets them wherever it
-// resumes. They are published to r's event subject in order, each tried
-// again until the store acknowledges it.
-func (s *session) storeLocked(r *request, events ...storedEvent) {
+// storeLocked stores the :error (of seq closedAt) and :finish with which
+// the gateway ends r, beside the worker's events, so the client gets them
+// wherever it resumes. In order, each step tried again until the store
+// acknowledges it: the ledger records closedAt, the events are published to
+// r's event subject, and then, if stopWorker, the worker is told to stop.
+// So the worker's answer to the stop (a :error{cancelled} of its own, say)
+// reaches the store only after the ledger says to drop it.
+func (s *session) storeLocked(r *request, closedAt uint64, stopWorker bool, events ...storedEvent) {
 	g := s.gw
 	msgs := make([]*nats.Msg, len(events))
 	for i, e := range events {
@@ -483,9 +534,23 @@ func (s *session) storeLocked(r *request, events ...storedEvent) {
 		}
 	}
 	log := func() *slog.Logger { return s.rlog(r) }
+	cancel := g.space.Cancel(s.id, r.id)
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
+		if stopWorker {
+			defer func() {
+				if err := g.nc.Publish(cancel, nil); err != nil {
+					log().Warn("publish cancel failed", "err", err)
+				}
+			}()
+		}
+		err := retry("record the close in the ledger", log, nil, func(ctx context.Context) error {
+			return g.store.markClosed(ctx, s.id, r.id, closedAt)
+		})
+		if err != nil {
+			log().Error("close not recorded: a replay may show the worker's events after the gateway's :error", "err", err)
+		}
 		for _, m := range msgs {
 			err := retry("store gateway event", log, nil, func(ctx context.Context) error {
 				_, err := g.store.js.PublishMsg(ctx, m)

@@ -52,10 +52,13 @@ type Gateway struct {
 	sessions map[string]*session
 	users    map[string]*userSubscription
 	conns    map[*conn]struct{}
-	admitted int // connections upgrading or open: MaxConnections counts them
-	draining bool
-	connWG   sync.WaitGroup // one per live connection's reader goroutine
-	bg       sync.WaitGroup // durable mode's claims, replay starts and stores in flight
+	// userConns counts each authenticated user's connections, for
+	// AuthConfig.MaxConnectionsPerUser.
+	userConns map[string]int
+	admitted  int // connections upgrading or open: MaxConnections counts them
+	draining  bool
+	connWG    sync.WaitGroup // one per live connection's reader goroutine
+	bg        sync.WaitGroup // durable mode's claims, replay starts and stores in flight
 
 	shutdownOnce sync.Once
 }
@@ -99,6 +102,8 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
 		sessions: make(map[string]*session),
 		users:    make(map[string]*userSubscription),
 		conns:    make(map[*conn]struct{}),
+
+		userConns: make(map[string]int),
 	}
 	g.upgrader = websocket.Upgrader{
 		Subprotocols:      []string{protocol.Subprotocol},
@@ -107,6 +112,16 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
 		ReadBufferSize:    4096,
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
+	}
+	if cfg.Auth != nil {
+		if cfg.Auth.Authenticator == nil {
+			return nil, fmt.Errorf("%w: Auth needs an Authenticator", ErrConfig)
+		}
+		for _, kind := range []string{"hello", "refresh"} {
+			for _, result := range []string{authOK, authMissing, authExpired, authRejected, authUnavailable} {
+				g.metrics.authentications.WithLabelValues(kind, result) // exported at 0, for dashboards
+			}
+		}
 	}
 	if cfg.ConnectionRate > 0 {
 		g.newConns = rate.NewLimiter(rate.Limit(cfg.ConnectionRate), max(1, int(cfg.ConnectionRate)))
@@ -152,11 +167,35 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 		return err == nil && strings.EqualFold(u.Host, r.Host)
 	}
 	for _, allowed := range g.cfg.AllowedOrigins {
-		if allowed == "*" || strings.EqualFold(strings.TrimSuffix(allowed, "/"), origin) {
+		if originMatches(strings.TrimSuffix(allowed, "/"), origin) {
 			return true
 		}
 	}
 	return false
+}
+
+// originMatches reports whether origin (scheme://host[:port]) is allowed by
+// pattern: "*", an origin compared whole (scheme, host and port), or
+// "scheme://host:*", any port of that scheme and host.
+func originMatches(pattern, origin string) bool {
+	if pattern == "*" || strings.EqualFold(pattern, origin) {
+		return true
+	}
+	base, anyPort := strings.CutSuffix(pattern, ":*")
+	switch {
+	case !anyPort:
+		return false
+	case strings.EqualFold(base, origin):
+		return true // the scheme's default port
+	case len(origin) <= len(base)+1 || !strings.EqualFold(origin[:len(base)+1], base+":"):
+		return false
+	}
+	for _, c := range origin[len(base)+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (g *Gateway) serveHealthz(w http.ResponseWriter, _ *http.Request) {
@@ -190,6 +229,11 @@ func (g *Gateway) refuseConn(w http.ResponseWriter, reason, message, retryAfter 
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	if tokenInQuery(r) {
+		g.metrics.refusedConns.WithLabelValues("token_in_query").Inc()
+		http.Error(w, "a token in the URL is refused: it leaks into logs. Send it in sys/hello or an Authorization: Bearer header", http.StatusBadRequest)
+		return
+	}
 	g.mu.Lock()
 	switch {
 	case g.draining:
@@ -217,7 +261,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := newConn(g, ws)
+	c := newConn(g, ws, bearerToken(r))
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
 	g.mu.Unlock()

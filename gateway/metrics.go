@@ -24,6 +24,19 @@ const (
 	outcomeRateLimited  = "rate_limited"
 	outcomeInternal     = "internal"
 	outcomeHandedOver   = "handed_over" // durable mode: the session went to another gateway, the request runs on
+	outcomeForbidden    = "forbidden"   // the identity may not call the route: nothing was published
+)
+
+// Authentication results, the "result" label of
+// fabric_gateway_authentications_total.
+const (
+	authOK          = "ok"
+	authMissing     = "missing"     // no token
+	authExpired     = "expired"     // a valid token, expired
+	authRejected    = "rejected"    // any other bad credentials
+	authWrongUser   = "wrong_user"  // a refresh token for another user
+	authUnavailable = "unavailable" // the authenticator could not decide
+	authUserLimit   = "user_limit"  // valid, but the user has MaxConnectionsPerUser connections
 )
 
 type metrics struct {
@@ -41,6 +54,7 @@ type metrics struct {
 	slowConsumers   prometheus.Counter
 	rateLimited     prometheus.Counter
 	refusedConns    *prometheus.CounterVec
+	authentications *prometheus.CounterVec
 
 	mu     sync.Mutex
 	routes map[string]struct{}
@@ -77,13 +91,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fabric_gateway_rate_limited_frames_total", Help: "Client frames refused with rate_limited: over the connection's message rate."}),
 		refusedConns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fabric_gateway_refused_connections_total", Help: "Upgrade requests answered 503, by reason: max_connections, connection_rate or draining."},
+			Name: "fabric_gateway_refused_connections_total", Help: "Upgrade requests refused before the upgrade, by reason: max_connections, connection_rate or draining (503), token_in_query (400)."},
 			[]string{"reason"}),
+		authentications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fabric_gateway_authentications_total", Help: "Authentications, by kind (hello, refresh) and result: ok, missing, expired, rejected, wrong_user, unavailable, user_limit."},
+			[]string{"kind", "result"}),
 		routes: make(map[string]struct{}),
 	}
 	reg.MustRegister(m.connections, m.sessions, m.sessionsResumed, m.requests, m.duration,
-		m.events, m.pushes, m.bytesIn, m.bytesOut, m.closes, m.badFrames, m.slowConsumers, m.rateLimited, m.refusedConns)
-	for _, reason := range []string{"max_connections", "connection_rate", "draining"} {
+		m.events, m.pushes, m.bytesIn, m.bytesOut, m.closes, m.badFrames, m.slowConsumers, m.rateLimited, m.refusedConns, m.authentications)
+	for _, reason := range []string{"max_connections", "connection_rate", "draining", "token_in_query"} {
 		m.refusedConns.WithLabelValues(reason) // exported at 0 from the start, for dashboards
 	}
 	return m

@@ -53,7 +53,10 @@ type request struct {
 	// closedAt: a gateway ended the request with its own :error of this
 	// seq (timeout, cancel…); the worker's events from it on are dropped.
 	// 0 while open.
-	closedAt   uint64
+	closedAt uint64
+	// stopWorker: the gateway closed it; the worker is told to stop once
+	// the store has the gateway's :error and :finish.
+	stopWorker bool
 	replaying  bool   // stored events are being replayed: deliver in seq order
 	replayGen  int    // numbers replays, so a stale one's events are dropped
 	stopReplay func() // stops the replay's consumer, once it runs
@@ -91,6 +94,10 @@ func (s *session) start(f *protocol.ClientFrame) error {
 	}
 	r := s.newRequest(f)
 	switch {
+	case !s.allowedLocked(f.Type):
+		defer s.mu.Unlock()
+		s.failLocked(r, outcomeForbidden, protocol.Errorf(protocol.CodeForbidden, "%s is not allowed for this user", f.Type))
+		return nil
 	case f.HasAfter && g.store == nil:
 		// A request re-sent during resume. Without durable storage its
 		// remaining events are lost: say so, continuing the client's seq.
@@ -202,6 +209,9 @@ func (s *session) requestMsg(r *request, f *protocol.ClientFrame) *nats.Msg {
 	}
 	if s.user != "" {
 		msg.Header[subjects.HeaderUser] = []string{s.user}
+	}
+	if s.ident.claims != "" {
+		msg.Header[subjects.HeaderClaims] = []string{s.ident.claims}
 	}
 	s.startSendSpan(r, msg)
 	return msg
@@ -343,8 +353,7 @@ func (s *session) cancel(id string) {
 			r.cancelled = true // the claim ends it
 			return
 		}
-		s.stopWorkerLocked(r)
-		s.failLocked(r, outcomeCancelled, protocol.Errorf(protocol.CodeCancelled, "cancelled by the client"))
+		s.closeLocked(r, outcomeCancelled, protocol.Errorf(protocol.CodeCancelled, "cancelled by the client"))
 	}
 }
 
@@ -392,8 +401,7 @@ func (s *session) onTimeout(r *request) {
 		return
 	}
 	s.rlog(r).Info("request timed out", "timeout", s.gw.cfg.RequestTimeout.String())
-	s.stopWorkerLocked(r)
-	s.failLocked(r, outcomeTimeout, protocol.Errorf(protocol.CodeTimeout,
+	s.closeLocked(r, outcomeTimeout, protocol.Errorf(protocol.CodeTimeout,
 		"the worker sent nothing for %s", s.gw.cfg.RequestTimeout))
 }
 
@@ -409,8 +417,7 @@ func (s *session) onDeadline(r *request) {
 		return
 	}
 	s.rlog(r).Info("request ran too long", "max", s.gw.cfg.MaxRequestDuration.String())
-	s.stopWorkerLocked(r)
-	s.failLocked(r, outcomeTimeout, protocol.Errorf(protocol.CodeTimeout,
+	s.closeLocked(r, outcomeTimeout, protocol.Errorf(protocol.CodeTimeout,
 		"the request ran longer than %s", s.gw.cfg.MaxRequestDuration))
 }
 
@@ -425,6 +432,18 @@ func (s *session) interruptLocked() {
 	}
 }
 
+// closeLocked ends r at the gateway's word (cancel, timeout): the client
+// gets the gateway's :error and :finish, and the worker is told to stop.
+func (s *session) closeLocked(r *request, outcome string, e *protocol.Error) {
+	if r.durable {
+		r.stopWorker = true // once the store has the gateway's events: storeLocked
+		s.markFinishingLocked(r)
+	} else {
+		s.stopWorkerLocked(r)
+	}
+	s.failLocked(r, outcome, e)
+}
+
 // failLocked ends r with the gateway's own :error and :finish, numbered on
 // from its last event. In durable mode they are stored too, so that the
 // client gets them wherever it resumes.
@@ -435,7 +454,7 @@ func (s *session) failLocked(r *request, outcome string, e *protocol.Error) {
 		r.timer.Reset(s.gw.cfg.RequestTimeout) // now only bounds a replay gap
 	}
 	if r.durable {
-		s.storeLocked(r, storedEvent{protocol.SuffixError, errSeq, e.Payload()}, storedEvent{protocol.SuffixFinish, finSeq, nil})
+		s.storeLocked(r, errSeq, r.stopWorker, storedEvent{protocol.SuffixError, errSeq, e.Payload()}, storedEvent{protocol.SuffixFinish, finSeq, nil})
 	}
 	errEv := event{seq: errSeq, suffix: protocol.SuffixError, payload: e.Payload(), origin: true}
 	finEv := event{seq: finSeq, suffix: protocol.SuffixFinish, origin: true}
@@ -457,6 +476,12 @@ func (s *session) stopWorkerLocked(r *request) {
 	if err := s.gw.nc.Publish(s.gw.space.Cancel(s.id, r.id), nil); err != nil {
 		s.rlog(r).Warn("publish cancel failed", "err", err)
 	}
+	s.markFinishingLocked(r)
+}
+
+// markFinishingLocked marks r's id as finishing: a new request reusing it is
+// refused while the worker may still send.
+func (s *session) markFinishingLocked(r *request) {
 	if len(s.finishing) > 64 {
 		now := time.Now()
 		for id, until := range s.finishing {

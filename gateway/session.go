@@ -24,6 +24,9 @@ type session struct {
 	id   string
 	user string
 	gw   *Gateway
+	// ident is the identity of the session's connection (mu): the user's
+	// claims and route rights as of its last hello or refresh.
+	ident *identity
 
 	mu        sync.Mutex
 	conn      *conn // nil while detached
@@ -51,7 +54,7 @@ type takeoverReply struct {
 // gateway holds it, else creates a new one. It attaches c and queues
 // sys/welcome before any other frame of the session.
 func (g *Gateway) openSession(c *conn, h *protocol.Hello) (*session, error) {
-	user := "" // authentication is not configured: every session is anonymous
+	user := c.ident.User // "" when authentication is not configured
 	if r := h.Resume; r != nil {
 		if subjects.ValidateSessionID(r.SessionID) == nil && g.tokens.verify(r.SessionID, user, r.ResumeToken) {
 			if s := g.resume(r.SessionID, user, c); s != nil {
@@ -145,6 +148,7 @@ func (g *Gateway) newSession(id, user string) (*session, error) {
 		id:        id,
 		user:      user,
 		gw:        g,
+		ident:     anonymous, // until attach
 		requests:  make(map[string]*request),
 		finishing: make(map[string]time.Time),
 	}
@@ -192,6 +196,11 @@ func (s *session) attach(c *conn, resumed bool) bool {
 		Gateway:        s.gw.cfg.ID,
 		PingIntervalMs: s.gw.cfg.PingInterval.Milliseconds(),
 		Limits:         protocol.Limits{MaxFrameBytes: s.gw.cfg.MaxFrameBytes, MaxInFlight: s.gw.cfg.MaxInFlight},
+		User:           s.user,
+	}
+	if ms := expiresInMs(c.ident.Expires); ms > 0 {
+		welcome.ExpiresInMs = ms
+		welcome.RefreshGraceMs = s.gw.cfg.Auth.RefreshGrace.Milliseconds()
 	}
 	payload, _ := json.Marshal(welcome)
 	s.mu.Lock()
@@ -201,6 +210,7 @@ func (s *session) attach(c *conn, resumed bool) bool {
 	}
 	old := s.conn
 	s.conn = c
+	s.ident = c.ident
 	if old != nil {
 		// The old connection's requests cannot be finished on it; the client
 		// re-sends them with "after".

@@ -55,13 +55,16 @@ const (
 	CloseInvalidUTF8    CloseCode = 1007 // a text frame was not valid UTF-8
 	CloseTooLarge       CloseCode = 1009 // a frame exceeded maxFrameBytes
 	CloseInternal       CloseCode = 1011 // an internal gateway failure
+	CloseTryAgainLater  CloseCode = 1013 // the gateway cannot serve the client now (its authenticator is unavailable)
 	ClosePingTimeout    CloseCode = 4000 // the client sent nothing for two ping intervals
 	CloseSlowConsumer   CloseCode = 4001 // the client read too slowly; its outbound queue overflowed
 	CloseRateLimited    CloseCode = 4002 // the client kept sending over its message rate
+	CloseUserLimit      CloseCode = 4003 // the user has as many connections to this gateway as allowed
 	CloseProtocol       CloseCode = 4500 // protocol violation: the first frame was not sys/hello
 	CloseHelloTimeout   CloseCode = 4501 // no sys/hello within the hello timeout
 	CloseUnauthorized   CloseCode = 4502 // authentication failed
 	CloseSessionResumed CloseCode = 4503 // the session was resumed on another connection
+	CloseTokenExpired   CloseCode = 4504 // the token expired and no sys/refresh came within the grace period
 )
 
 // Reconnect reports whether a client may reconnect after this close code, and
@@ -93,11 +96,14 @@ var CloseCodes = []struct {
 	{CloseInvalidUTF8, "invalid_utf8", "A text frame was not valid UTF-8."},
 	{CloseTooLarge, "frame_too_large", "A frame exceeded maxFrameBytes."},
 	{CloseInternal, "internal", "An internal gateway failure."},
+	{CloseTryAgainLater, "try_again_later", "The gateway cannot serve the client now: its authenticator did not answer. Reconnect with backoff."},
 	{ClosePingTimeout, "ping_timeout", "The client sent nothing for two ping intervals. Reconnect with backoff."},
 	{CloseSlowConsumer, "slow_consumer", "The client read too slowly and its outbound queue overflowed. Reconnect with backoff."},
 	{CloseRateLimited, "rate_limited", "The client kept sending faster than its message rate after frames were refused with rate_limited. Reconnect with backoff, and send slower."},
+	{CloseUserLimit, "user_limit", "The user already has as many connections to this gateway as allowed. Reconnect with backoff, or close another connection."},
 	{CloseProtocol, "protocol_violation", "The first frame was not a valid sys/hello. Fix the client."},
 	{CloseHelloTimeout, "hello_timeout", "No sys/hello arrived within the hello timeout. Fix the client."},
 	{CloseUnauthorized, "unauthorized", "Authentication failed. Reconnect only with new credentials."},
 	{CloseSessionResumed, "session_resumed", "The session was resumed on another connection, which now owns it."},
+	{CloseTokenExpired, "token_expired", "The token expired and no sys/refresh came within the grace period. Reconnect only with a new token."},
 }

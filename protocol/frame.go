@@ -23,6 +23,9 @@ const (
 	TypePong    = "sys/pong"    // either way
 	TypeCancel  = "sys/cancel"  // client → gateway, cancels request id
 	TypeError   = "sys/error"   // gateway → client, a frame was not accepted
+
+	TypeRefresh   = "sys/refresh"   // client → gateway, a new token for the connection
+	TypeRefreshed = "sys/refreshed" // gateway → client, the answer to a sys/refresh it accepted
 )
 
 // ClientFrame is one frame from a client:
@@ -289,6 +292,44 @@ type Welcome struct {
 	Gateway        string `json:"gateway"`
 	PingIntervalMs int64  `json:"pingIntervalMs"`
 	Limits         Limits `json:"limits"`
+	// User is the authenticated user id; absent on an anonymous session.
+	User string `json:"user,omitempty"`
+	// ExpiresInMs is how long the client's token stays valid, counted from
+	// the gateway's clock when it sent the frame; absent when it does not
+	// expire. The client sends sys/refresh before then; see RefreshGraceMs.
+	ExpiresInMs int64 `json:"expiresInMs,omitempty"`
+	// RefreshGraceMs is how long after the token's expiry the gateway waits
+	// for a sys/refresh before it closes the connection with 4504; absent
+	// when the token does not expire.
+	RefreshGraceMs int64 `json:"refreshGraceMs,omitempty"`
+}
+
+// Refresh is the payload of sys/refresh: a new token for the connection,
+// whose user must be the session's.
+type Refresh struct {
+	Token string `json:"token"`
+}
+
+// DecodeRefresh decodes the payload of a sys/refresh frame. It fails with a
+// bad_request *Error when the payload is not an object with a token.
+func DecodeRefresh(payload []byte) (Refresh, error) {
+	var r Refresh
+	if len(payload) > 0 {
+		if err := json.Unmarshal(payload, &r); err != nil {
+			return Refresh{}, Errorf(CodeBadRequest, "invalid sys/refresh payload: %v", err)
+		}
+	}
+	if r.Token == "" {
+		return Refresh{}, Errorf(CodeBadRequest, "sys/refresh needs a token")
+	}
+	return r, nil
+}
+
+// Refreshed is the payload of sys/refreshed.
+type Refreshed struct {
+	// ExpiresInMs is how long the new token stays valid; absent when it
+	// does not expire.
+	ExpiresInMs int64 `json:"expiresInMs,omitempty"`
 }
 
 // Limits are the gateway's limits announced in sys/welcome.

@@ -171,6 +171,7 @@ const (
 	HeaderID          = "Fabric-Id"      // request → worker, event → gateway: the message id
 	HeaderSession     = "Fabric-Session" // request: the session id
 	HeaderUser        = "Fabric-User"    // request: the authenticated user id, when there is one
+	HeaderClaims      = "Fabric-Claims"  // request: the identity's forwarded claims, a JSON object of strings, when there are any
 	HeaderSeq         = "Fabric-Seq"     // event: 1, 2, … per request
 	HeaderType        = "Fabric-Type"    // push: the frame type
 	HeaderOrigin      = "Fabric-Origin"  // event: "gateway" on an event a gateway made (timeout, cancel), stored in durable mode

@@ -92,6 +92,9 @@ func (c *children) start(ctx context.Context, parent *Request, typeName string, 
 	if parent.User != "" {
 		h[subjects.HeaderUser] = []string{parent.User}
 	}
+	if claims := parent.Header.Get(subjects.HeaderClaims); claims != "" {
+		h[subjects.HeaderClaims] = []string{claims}
+	}
 	// The child continues ctx's trace (the handler's process span, or a
 	// span of its own under it); untraced, the parent's traceparent.
 	tracing.Inject(ctx, h)

@@ -79,6 +79,10 @@ type Request struct {
 	ID      string // the client's message id
 	Session string // the client's session id
 	User    string // the authenticated user id, "" when anonymous
+	// Claims are the claims of the user's token that the gateway forwards
+	// (its --jwt-forward-claims, or the connect hook's claims); nil when
+	// none.
+	Claims  map[string]string
 	Payload []byte // the params as raw JSON ("null" when none)
 	Header  nats.Header
 
@@ -230,6 +234,7 @@ func (w *Worker) dispatch(typeName string, h Handler, m *nats.Msg) {
 		ID:      m.Header.Get(subjects.HeaderID),
 		Session: m.Header.Get(subjects.HeaderSession),
 		User:    m.Header.Get(subjects.HeaderUser),
+		Claims:  decodeClaims(m.Header.Get(subjects.HeaderClaims)),
 		Payload: m.Data,
 		Header:  m.Header,
 	}
@@ -465,4 +470,17 @@ func (w *Worker) Push(ctx context.Context, to Target, typ string, payload any) e
 		return fmt.Errorf("workers: push: %w", err)
 	}
 	return w.nc.PublishMsg(&nats.Msg{Subject: subject, Header: nats.Header{subjects.HeaderType: {typ}}, Data: data})
+}
+
+// decodeClaims decodes a Fabric-Claims header: a JSON object of strings. A
+// header that is not one yields nil: only a gateway sets it.
+func decodeClaims(v string) map[string]string {
+	if v == "" {
+		return nil
+	}
+	var claims map[string]string
+	if json.Unmarshal([]byte(v), &claims) != nil {
+		return nil
+	}
+	return claims
 }

@@ -39,7 +39,7 @@ func runDev(ctx context.Context, args []string) error {
 		gf.cfg.HandoffTimeout = -1 // the only gateway: no one to hand sessions to
 	}
 	if gf.allowedOrigins == "" {
-		gf.allowedOrigins = "*" // dev mode: pages on any local port may connect
+		gf.allowedOrigins = devOrigins // pages on any local port may connect; other sites may not
 	}
 	log, err := lf.logger(os.Stderr)
 	if err != nil {

@@ -99,6 +99,7 @@ type gatewayFlags struct {
 	shutdownGrace  time.Duration
 	durable        bool
 	durableCfg     gateway.DurableConfig
+	auth           authFlags
 
 	registryOnce sync.Once
 	registry     *prometheus.Registry // see metricsRegistry
@@ -130,7 +131,12 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&g.durableCfg.Retention, "durable-retention", gateway.DefaultRetention, "with --durable: how long events, the request ledger and session records are kept")
 	fs.StringVar(&g.durableCfg.Storage, "durable-storage", "file", "with --durable: JetStream storage, file or memory")
 	fs.IntVar(&g.durableCfg.Replicas, "durable-replicas", 1, "with --durable: copies kept in a NATS cluster (1, 3 or 5)")
+	g.auth.register(fs)
 }
+
+// devOrigins are the origins `fabric dev` allows by default: any page
+// served from this machine, on any port.
+const devOrigins = "http://localhost:*,https://localhost:*,http://127.0.0.1:*,https://127.0.0.1:*,http://[::1]:*,https://[::1]:*"
 
 // metricsRegistry returns the registry the gateway serves on /metrics, made
 // on first use. Register other metrics of the process on it (the workers of

@@ -72,7 +72,17 @@ func runGateway(ctx context.Context, args []string) error {
 // the NATS connection drains. site, if not nil, serves every path that is not
 // the gateway's own (/ws, /healthz, /readyz, /metrics): `fabric dev`'s page.
 func serveGateway(ctx context.Context, nc *nats.Conn, gf *gatewayFlags, log *slog.Logger, site http.Handler, ready func(net.Addr)) error {
-	gw, err := gateway.New(nc, gf.config(), gateway.WithLogger(log), gateway.WithRegistry(gf.metricsRegistry()))
+	cfg := gf.config()
+	authCfg, authCloser, err := gf.auth.config(nc, gf.prefix, log)
+	if err != nil {
+		return err
+	}
+	defer authCloser.Close()
+	cfg.Auth = authCfg
+	if authCfg == nil {
+		log.Info("no authentication configured: clients are anonymous")
+	}
+	gw, err := gateway.New(nc, cfg, gateway.WithLogger(log), gateway.WithRegistry(gf.metricsRegistry()))
 	if err != nil {
 		return err
 	}

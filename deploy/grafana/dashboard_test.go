@@ -1,6 +1,7 @@
 package grafana_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/seed82ac63c1/fabric/auth"
 	"github.com/seed82ac63c1/fabric/gateway"
 	"github.com/seed82ac63c1/fabric/internal/fabrictest"
 	"github.com/seed82ac63c1/fabric/workers"
@@ -71,9 +73,15 @@ func exported(t *testing.T) map[string]metric {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ns := fabrictest.NATS(t)
-	gw := fabrictest.StartGateway(t, fabrictest.Connect(t, ns, "gateway"), gateway.Config{}, gateway.WithRegistry(reg))
+	// With authentication on, so that its metrics are exported too.
+	anyone := auth.AuthenticatorFunc(func(context.Context, auth.Credentials) (auth.Identity, error) {
+		return auth.Identity{User: "u"}, nil
+	})
+	gw := fabrictest.StartGateway(t, fabrictest.Connect(t, ns, "gateway"),
+		gateway.Config{Auth: &gateway.AuthConfig{Authenticator: anyone}}, gateway.WithRegistry(reg))
 	fabrictest.StartWorker(t, fabrictest.Connect(t, ns, "worker"), workers.Config{}, demo.Register, workers.WithMetrics(reg))
-	ws, _ := fabrictest.Hello(t, gw.URL)
+	ws := fabrictest.Dial(t, gw.URL)
+	ws.Hello(map[string]string{"token": "t"})
 	if msgs := ws.Call("demo/echo", "m1", "hi"); len(msgs) != 2 {
 		t.Fatalf("demo/echo: %+v", msgs)
 	}

@@ -23,13 +23,30 @@ type WS struct {
 // Dial opens a WebSocket to url offering the fabric.v1 subprotocol.
 func Dial(t testing.TB, url string) *WS {
 	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}, HandshakeTimeout: 5 * time.Second}
-	c, resp, err := d.Dial(url, nil)
+	return DialHeader(t, url, nil)
+}
+
+// DialHeader is Dial with extra upgrade request headers (Authorization,
+// Origin…).
+func DialHeader(t testing.TB, url string, h http.Header) *WS {
+	t.Helper()
+	ws, resp, err := TryDial(t, url, h)
 	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
+		t.Fatalf("dial %s: %v (response %v)", url, err, resp)
+	}
+	return ws
+}
+
+// TryDial is DialHeader returning the error, and the response of a refused
+// upgrade.
+func TryDial(t testing.TB, url string, h http.Header) (*WS, *http.Response, error) {
+	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}, HandshakeTimeout: 5 * time.Second}
+	c, resp, err := d.Dial(url, h)
+	if err != nil {
+		return nil, resp, err
 	}
 	t.Cleanup(func() { c.Close() })
-	return &WS{t: t, Conn: c, Resp: resp}
+	return &WS{t: t, Conn: c, Resp: resp}, resp, nil
 }
 
 // Hello dials and says hello; it returns the client and the welcome.

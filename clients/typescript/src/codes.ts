@@ -46,12 +46,16 @@ export const CloseCode = {
   FrameTooLarge: 1009,
   /** An internal gateway failure. */
   Internal: 1011,
+  /** The gateway cannot serve the client now: its authenticator did not answer. Reconnect with backoff. */
+  TryAgainLater: 1013,
   /** The client sent nothing for two ping intervals. Reconnect with backoff. */
   PingTimeout: 4000,
   /** The client read too slowly and its outbound queue overflowed. Reconnect with backoff. */
   SlowConsumer: 4001,
   /** The client kept sending faster than its message rate after frames were refused with rate_limited. Reconnect with backoff, and send slower. */
   RateLimited: 4002,
+  /** The user already has as many connections to this gateway as allowed. Reconnect with backoff, or close another connection. */
+  UserLimit: 4003,
   /** The first frame was not a valid sys/hello. Fix the client. */
   ProtocolViolation: 4500,
   /** No sys/hello arrived within the hello timeout. Fix the client. */
@@ -60,6 +64,8 @@ export const CloseCode = {
   Unauthorized: 4502,
   /** The session was resumed on another connection, which now owns it. */
   SessionResumed: 4503,
+  /** The token expired and no sys/refresh came within the grace period. Reconnect only with a new token. */
+  TokenExpired: 4504,
 } as const;
 
 /** One of the close codes the fabric sends. */
@@ -77,13 +83,16 @@ export const closeCodePolicy: Readonly<Record<number, ReconnectPolicy>> = {
   1007: "backoff",
   1009: "backoff",
   1011: "backoff",
+  1013: "backoff",
   4000: "backoff",
   4001: "backoff",
   4002: "backoff",
+  4003: "backoff",
   4500: "never",
   4501: "never",
   4502: "never",
   4503: "never",
+  4504: "never",
 };
 
 /** The reconnect policy after any close code, catalogued or not. */
