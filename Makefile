@@ -1,6 +1,7 @@
 # Fabric's build. `make test` is what CI runs.
 GO        ?= go
 STATICCHECK_VERSION ?= v0.8.2
+HELM_VERSION ?= v3.22.0
 TOOLS     := $(CURDIR)/bin
 
 .PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz chaos build dev cluster gen ts-test asyncapi-check web web-test browser-test
@@ -8,9 +9,14 @@ TOOLS     := $(CURDIR)/bin
 ## test: every check and every test, with the race detector
 test: lint asyncapi-check race ts-test web-test browser-test
 
-## race: all tests with the race detector
-race:
-	$(GO) test -race -count=1 -timeout 15m ./...
+## race: all tests with the race detector; the tools they need must be there
+race: tools
+	FABRIC_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 15m ./...
+
+.PHONY: tools
+## tools: the tools tests run, by version into ./bin: helm (deploy/helm's chart test)
+tools:
+	GOBIN=$(TOOLS) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 ## ts-test: the TypeScript client's typecheck and tests (against a real fabric dev)
 ts-test:
