@@ -7,7 +7,7 @@ TOOLS     := $(CURDIR)/bin
 .PHONY: test unit race lint fmt-check tidy-check vet staticcheck bench fuzz chaos build dev cluster gen ts-test asyncapi-check web web-test browser-test
 
 ## test: every check and every test, with the race detector
-test: lint asyncapi-check race ts-test web-test browser-test
+test: lint asyncapi-check race fuzz-short ts-test web-test browser-test
 
 ## race: all tests with the race detector; the tools they need must be there
 race: tools
@@ -69,11 +69,17 @@ tidy-check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-## fuzz: each fuzz target for 20s
+## fuzz: each fuzz target for FUZZTIME (20s); fuzz-short, in make test, for 5s each
+FUZZTIME ?= 20s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime 20s ./protocol
-	$(GO) test -run '^$$' -fuzz FuzzDecodeHello -fuzztime 20s ./protocol
-	$(GO) test -run '^$$' -fuzz FuzzTypeNameToSubject -fuzztime 20s ./subjects
+	$(GO) test -run '^$$' -fuzz FuzzDecodeClientFrame -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzDecodeHello -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzTypeNameToSubject -fuzztime $(FUZZTIME) ./subjects
+	$(GO) test -run '^$$' -fuzz FuzzJWT -fuzztime $(FUZZTIME) ./auth
+
+.PHONY: fuzz-short
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=5s
 
 ## chaos: the cluster chaos test for minutes, outside CI (FABRIC_CHAOS_DURATION, FABRIC_CHAOS_SEED)
 chaos:

@@ -9,11 +9,12 @@ import (
 	"github.com/seed82ac63c1/fabric/protocol"
 )
 
-// FuzzDecodeHello checks what a gateway does with a client's first frame:
-// the frame decoder, then DecodeHello on a sys/hello's payload. Neither
-// panics; each fails only with a bad_request *Error; the strings of an
-// accepted hello are valid UTF-8 (they reach logs and, later, the
-// authenticator); and the hello survives a re-encoding.
+// FuzzDecodeHello checks what a gateway does with the frames that carry a
+// client's token: the frame decoder, then DecodeHello on a sys/hello's
+// payload, or DecodeRefresh on a sys/refresh's. None panics; each fails
+// only with a bad_request *Error; the strings of an accepted hello or
+// refresh are valid UTF-8 (they reach logs and the authenticator), a
+// refresh always has a token; and the hello survives a re-encoding.
 func FuzzDecodeHello(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"sys/hello"}`,
@@ -39,6 +40,12 @@ func FuzzDecodeHello(f *testing.F) {
 		`{"type":"sys/hello","payload":{`,
 		`{"type":"demo/echo","id":"m1"}`,
 		``,
+		`{"type":"sys/refresh","id":"r1","payload":{"token":"eyJhbGciOiJIUzI1NiJ9.e30.x"}}`,
+		`{"type":"sys/refresh","id":"r1","payload":{"token":""}}`,
+		`{"type":"sys/refresh","id":"r1","payload":{"token":7}}`,
+		`{"type":"sys/refresh","id":"r1","payload":null}`,
+		`{"type":"sys/refresh","id":"r1"}`,
+		`{"type":"sys/refresh","payload":{"token":"\ud800"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -46,6 +53,16 @@ func FuzzDecodeHello(f *testing.F) {
 		fr, err := protocol.DecodeClientFrame(b)
 		if err != nil {
 			checkBadRequest(t, err)
+			return
+		}
+		if fr.Type == protocol.TypeRefresh {
+			r, err := protocol.DecodeRefresh(fr.Payload)
+			switch {
+			case err != nil:
+				checkBadRequest(t, err)
+			case r.Token == "" || !utf8.ValidString(r.Token):
+				t.Fatalf("%q: accepted a refresh with token %q", b, r.Token)
+			}
 			return
 		}
 		if fr.Type != protocol.TypeHello {
