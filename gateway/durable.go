@@ -240,8 +240,10 @@ func (st *store) forgetSession(ctx context.Context, id string) error {
 // replay delivers the stored events of request (session, id) to deliver, in
 // the order they were stored, and then those stored later, until stop is
 // called. Before each event it waits for pace, so that a replay goes at its
-// client's speed. deliver runs on one goroutine.
-func (st *store) replay(ctx context.Context, session, id string, pace func(context.Context) error, deliver func(jetstream.Msg)) (stop func(), err error) {
+// client's speed. deliver runs on one goroutine. If the consumer fails
+// before stop (its reset after a NATS failure failed for good), ended is
+// called with the error.
+func (st *store) replay(ctx context.Context, session, id string, pace func(context.Context) error, deliver func(jetstream.Msg), ended func(error)) (stop func(), err error) {
 	cons, err := st.js.OrderedConsumer(ctx, st.stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{st.space.Reply(session, id) + ".>"},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -258,7 +260,10 @@ func (st *store) replay(ctx context.Context, session, id string, pace func(conte
 		for {
 			m, err := it.Next()
 			if err != nil {
-				return // stopped
+				if runCtx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					ended(err)
+				}
+				return
 			}
 			if pace(runCtx) != nil {
 				return
@@ -434,6 +439,7 @@ func (s *session) replayLocked(r *request) {
 	r.replaying = true
 	r.replayGen++
 	gen := r.replayGen
+	s.rlog(r).Debug("replaying from the store", "after", r.sent)
 	g := s.gw
 	g.bg.Add(1)
 	go func() {
@@ -447,7 +453,9 @@ func (s *session) replayLocked(r *request) {
 		err := retry("replay not started", func() *slog.Logger { return s.rlog(r) },
 			func() bool { return !current() },
 			func(ctx context.Context) (err error) {
-				stop, err = g.store.replay(ctx, s.id, r.id, s.awaitRoom, func(m jetstream.Msg) { s.onStored(r, gen, m) })
+				stop, err = g.store.replay(ctx, s.id, r.id, s.awaitRoom,
+					func(m jetstream.Msg) { s.onStored(r, gen, m) },
+					func(err error) { s.replayEnded(r, gen, err) })
 				return err
 			})
 		s.mu.Lock()
@@ -464,6 +472,18 @@ func (s *session) replayLocked(r *request) {
 			r.stopReplay = stop
 		}
 	}()
+}
+
+// replayEnded starts r's replay again, from what its client has, when the
+// replay's consumer failed while still needed.
+func (s *session) replayEnded(r *request, gen int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.requests[r.id] != r || r.replayGen != gen || r.held {
+		return
+	}
+	s.rlog(r).Warn("replay consumer failed: starting it again", "sent", r.sent, "err", err)
+	s.replayLocked(r)
 }
 
 // awaitRoom waits until the session's connection has room in its queue
