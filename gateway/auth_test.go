@@ -278,14 +278,15 @@ roles:
 `)
 	t.Run("expires", func(t *testing.T) {
 		ws := fabrictest.Dial(t, g.URL)
-		ws.Hello(map[string]any{"token": token(t, "alice", time.Second, nil)})
+		// exp has whole seconds: 2 s ahead is at least 1 s ahead.
+		ws.Hello(map[string]any{"token": token(t, "alice", 2*time.Second, nil)})
 		if code := ws.CloseCode(); code != int(protocol.CloseTokenExpired) {
 			t.Fatalf("close %d, want 4504", code)
 		}
 	})
 	t.Run("refreshed", func(t *testing.T) {
 		ws := fabrictest.Dial(t, g.URL)
-		ws.Hello(map[string]any{"token": token(t, "alice", time.Second, nil)})
+		ws.Hello(map[string]any{"token": token(t, "alice", 2*time.Second, nil)})
 		if got := ws.Call("demo/count", "c1", map[string]int{"n": 1}); !strings.Contains(string(got[0].Payload), "forbidden") {
 			t.Fatalf("before refresh: %s", dump(got))
 		}
@@ -309,7 +310,7 @@ roles:
 		if got := ws.Call("demo/count", "c2", map[string]int{"n": 1}); len(got) != 3 {
 			t.Fatalf("after refresh: %s", dump(got))
 		}
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(2500 * time.Millisecond) // past the old token's exp and grace
 		if got := ws.Call("demo/echo", "e1", nil); len(got) != 2 {
 			t.Fatalf("after the old expiry: %s", dump(got))
 		}
@@ -336,6 +337,7 @@ func TestAuthMaxConnectionsPerUser(t *testing.T) {
 		t.Fatalf("another user: %+v", w)
 	}
 	a.Close()
+	waitMetric(t, g, "fabric_gateway_connections 2") // b and bob's: a's count is released
 	d := fabrictest.Dial(t, g.URL)
 	if w := d.Hello(map[string]any{"token": tok}); w.User != "alice" {
 		t.Fatalf("after one closed: %+v", w)
