@@ -1,8 +1,10 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -427,4 +429,61 @@ func TestCrossSiteHijackingRefused(t *testing.T) {
 			t.Errorf("origin %s: want 403, got %v", tc.origin, err)
 		}
 	}
+}
+
+// No log line, at any level, carries a token or a part of one: not on a
+// refused hello, an accepted one, a header token, or a refresh.
+func TestAuthNeverLogsTokens(t *testing.T) {
+	var logs syncBuffer
+	j, err := auth.NewJWT(auth.JWTConfig{HMACSecret: jwtSecret, Issuer: "test-issuer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := fabrictest.NATS(t)
+	g := fabrictest.StartGateway(t, fabrictest.Connect(t, ns, "gw"), gateway.Config{Auth: &gateway.AuthConfig{Authenticator: j}},
+		gateway.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	good, expired := token(t, "alice", time.Hour, nil), token(t, "alice", -time.Minute, nil)
+	forged := good[:strings.LastIndexByte(good, '.')] + ".c2lnbmF0dXJl"
+
+	for _, tok := range []string{expired, forged, "not-a-jwt-but-secret-looking"} {
+		ws := fabrictest.Dial(t, g.URL)
+		ws.Send(map[string]any{"type": protocol.TypeHello, "payload": map[string]any{"token": tok}})
+		ws.CloseCode()
+	}
+	ws := fabrictest.DialHeader(t, g.URL, bearer(good))
+	ws.Hello(nil)
+	refresh(ws, "r1", forged)
+	refresh(ws, "r2", good)
+	ws.Close()
+	waitMetric(t, g, "fabric_gateway_connections 0")
+
+	out := logs.String()
+	if !strings.Contains(out, "authentication failed") || !strings.Contains(out, "token refresh refused") {
+		t.Fatalf("the test did not exercise the logging paths:\n%s", out)
+	}
+	for _, tok := range []string{good, expired, forged, "not-a-jwt-but-secret-looking"} {
+		for _, part := range strings.Split(tok, ".") {
+			if len(part) >= 8 && strings.Contains(out, part) {
+				t.Errorf("a log line carries part of a token (%q):\n%s", part, out)
+			}
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the gateway's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
