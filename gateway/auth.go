@@ -37,6 +37,9 @@ var (
 	// errNoToken: a client of a gateway that requires authentication
 	// presented no token.
 	errNoToken = fmt.Errorf("%w: no token", auth.ErrUnauthorized)
+	// errExpiredPastGrace: a token whose expiry plus RefreshGrace has
+	// passed, though its authenticator's leeway accepted it.
+	errExpiredPastGrace = fmt.Errorf("%w (beyond the refresh grace)", auth.ErrExpired)
 	// errUserLimit: valid credentials of a user at MaxConnectionsPerUser.
 	errUserLimit = errors.New("too many connections for this user")
 )
@@ -78,6 +81,11 @@ func (g *Gateway) authenticate(kind, token string, source auth.TokenSource, remo
 		ctx, cancel := context.WithTimeout(context.Background(), a.Timeout)
 		id, err = a.Authenticator.Authenticate(ctx, auth.Credentials{Token: token, Source: source, RemoteAddr: remote})
 		cancel()
+		if err == nil && !id.Expires.IsZero() && time.Until(id.Expires)+a.RefreshGrace <= 0 {
+			// Accepted within the authenticator's clock-skew leeway, but past
+			// the grace a connection would get: it could not live.
+			err = errExpiredPastGrace
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, auth.ErrExpired):

@@ -487,3 +487,28 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A token expired longer ago than the refresh grace is refused, though the
+// authenticator's clock-skew leeway (30 s by default) accepts it: the
+// connection could not live.
+func TestAuthExpiredBeyondGraceRefused(t *testing.T) {
+	j, err := auth.NewJWT(auth.JWTConfig{HMACSecret: jwtSecret}) // default leeway
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fabrictest.Start(t, gateway.Config{Auth: &gateway.AuthConfig{Authenticator: j, RefreshGrace: 300 * time.Millisecond}})
+	ws := fabrictest.Dial(t, f.Gateway.URL)
+	ws.Send(map[string]any{"type": protocol.TypeHello, "payload": map[string]any{"token": token(t, "alice", -10*time.Second, nil)}})
+	_, _, err = ws.Conn.ReadMessage()
+	if err == nil || !strings.Contains(err.Error(), "4502") || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("want close 4502 token expired, got %v", err)
+	}
+	ok := fabrictest.Dial(t, f.Gateway.URL)
+	if w := ok.Hello(map[string]any{"token": token(t, "alice", time.Hour, nil)}); w.User != "alice" {
+		t.Fatalf("welcome %+v", w)
+	}
+	m := refresh(ok, "r1", token(t, "alice", -10*time.Second, nil))
+	if m.Type != protocol.TypeError || !strings.Contains(string(m.Payload), "expired") {
+		t.Fatalf("refresh with a token expired beyond the grace: %+v", m)
+	}
+}
