@@ -26,6 +26,24 @@ var (
 	// ErrRejected wraps the gateway's sys/error for a request it did not
 	// accept.
 	ErrRejected = errors.New("client: request rejected")
+	// ErrNotConnected: the client has no open connection (it is
+	// reconnecting), or the connection closed before the gateway answered.
+	ErrNotConnected = errors.New("client: not connected")
+)
+
+// errTokenFunc wraps the errors of Options.TokenFunc.
+var errTokenFunc = errors.New("client: TokenFunc")
+
+const (
+	// maxAuthFailures: with a TokenFunc, the client gives up after this many
+	// 4502/4504 closes (or TokenFunc errors) in a row, with no welcome between
+	// them.
+	maxAuthFailures = 3
+	// refreshAttempts bounds the automatic refreshes of one token: the first
+	// try and its retries.
+	refreshAttempts = 5
+	// refreshTimeout bounds a refresh whose ctx has no deadline.
+	refreshTimeout = 10 * time.Second
 )
 
 // State is the state of the client's connection.
@@ -54,8 +72,22 @@ func (s State) String() string {
 
 // Options configure a Client. Zero fields select the documented defaults.
 type Options struct {
-	// Token is sent in sys/hello for authentication. "" means anonymous.
+	// Token is sent in sys/hello for authentication. "" means anonymous
+	// (or the Authorization header of Header, if it has one). A 4502
+	// (unauthorized) or 4504 (token expired) close ends the client, as every
+	// 4500–4999 close does; RefreshToken replaces the token, for the open
+	// connection and the later ones.
 	Token string
+	// TokenFunc, if set, overrides Token: it is called before every connect
+	// (Dial, each reconnect and resume) and for every refresh, and returns a
+	// valid token, fetching a new one when the last is about to expire. With
+	// it, the client refreshes a token that expires (the welcome's
+	// expiresInMs) on its own, at expiresIn − min(60s, expiresIn/5), and
+	// retries a failed refresh after 1s, 2s, 4s… until the gateway's grace
+	// period ends. After a 4502 or 4504 close it reconnects with backoff and
+	// a new token, and gives up after 3 such closes (or TokenFunc errors) in
+	// a row. ctx carries the connect's or the refresh's deadline.
+	TokenFunc func(ctx context.Context) (string, error)
 	// Name identifies the client in sys/hello. "" means "fabric-go".
 	Name string
 	// Header is sent with the WebSocket handshake (an Authorization header,
@@ -99,6 +131,12 @@ type Client struct {
 	welcome protocol.Welcome
 	calls   map[string]*call
 	state   State
+
+	token        string                           // sent in hello without a TokenFunc: Options.Token, then RefreshToken's
+	authFailures int                              // 4502/4504 closes since the last welcome, with a TokenFunc
+	connDone     chan struct{}                    // closed when the reader of ws ends
+	expiry       chan time.Duration               // new expiries for ws's refresher; nil without a TokenFunc
+	refreshes    map[string]chan protocol.Message // sys/refresh frames awaiting their answer, by id
 }
 
 // call is one request's state on the client.
@@ -138,6 +176,9 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		ctx:    cctx,
 		cancel: cancel,
 		calls:  make(map[string]*call),
+		token:  opts.Token,
+
+		refreshes: make(map[string]chan protocol.Message),
 	}
 	c.setState(StateConnecting, 0, "")
 	if err := c.connect(ctx, nil); err != nil {
@@ -152,6 +193,14 @@ func (c *Client) Session() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.welcome.SessionID
+}
+
+// User returns the authenticated user of the latest welcome; "" when the
+// session is anonymous.
+func (c *Client) User() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.welcome.User
 }
 
 // Welcome returns the gateway's latest sys/welcome.
@@ -172,13 +221,22 @@ func (c *Client) setState(s State, code int, reason string) {
 
 // connect dials, says hello (resuming if prev is set) and starts the reader.
 func (c *Client) connect(ctx context.Context, prev *protocol.Welcome) error {
+	c.mu.Lock()
+	token := c.token
+	c.mu.Unlock()
+	if c.opts.TokenFunc != nil {
+		var err error
+		if token, err = c.opts.TokenFunc(ctx); err != nil {
+			return fmt.Errorf("%w: %w", errTokenFunc, err)
+		}
+	}
 	d := *c.opts.Dialer
 	d.Subprotocols = []string{protocol.Subprotocol}
 	ws, _, err := d.DialContext(ctx, c.url, c.opts.Header)
 	if err != nil {
 		return fmt.Errorf("client: dial %s: %w", c.url, err)
 	}
-	hello := protocol.Hello{Token: c.opts.Token, Client: c.opts.Name}
+	hello := protocol.Hello{Token: token, Client: c.opts.Name}
 	if prev != nil {
 		hello.Resume = &protocol.Resume{SessionID: prev.SessionID, ResumeToken: prev.ResumeToken}
 	}
@@ -187,11 +245,18 @@ func (c *Client) connect(ctx context.Context, prev *protocol.Welcome) error {
 		ws.Close()
 		return err
 	}
+	done := make(chan struct{})
+	var expiry chan time.Duration
+	if c.opts.TokenFunc != nil {
+		expiry = make(chan time.Duration, 1)
+	}
 	c.mu.Lock()
 	c.ws = ws
 	c.gen++
 	gen := c.gen
 	c.welcome = w
+	c.authFailures = 0
+	c.connDone, c.expiry = done, expiry
 	pending := make([]*call, 0, len(c.calls))
 	for _, cl := range c.calls {
 		pending = append(pending, cl)
@@ -199,7 +264,11 @@ func (c *Client) connect(ctx context.Context, prev *protocol.Welcome) error {
 	c.mu.Unlock()
 	c.setState(StateOpen, 0, "")
 	c.wg.Add(1)
-	go c.readLoop(ws, w)
+	go c.readLoop(ws, w, done)
+	if expiry != nil {
+		c.wg.Add(1)
+		go c.refresher(done, expiry, msDuration(w.ExpiresInMs), msDuration(w.RefreshGraceMs))
+	}
 	// Re-send what the old connection left unfinished, and send what waited.
 	for _, cl := range pending {
 		c.flush(cl, ws, gen, w.Resumed)
@@ -237,7 +306,7 @@ func handshake(ctx context.Context, ws *websocket.Conn, hello *protocol.Hello) (
 	return w, nil
 }
 
-func (c *Client) readLoop(ws *websocket.Conn, w protocol.Welcome) {
+func (c *Client) readLoop(ws *websocket.Conn, w protocol.Welcome, done chan struct{}) {
 	defer c.wg.Done()
 	idle := 2 * time.Duration(w.PingIntervalMs) * time.Millisecond
 	if idle <= 0 {
@@ -258,6 +327,7 @@ func (c *Client) readLoop(ws *websocket.Conn, w protocol.Welcome) {
 		}
 		c.dispatch(m)
 	}
+	close(done)
 	c.disconnected(ws, err)
 }
 
@@ -266,7 +336,12 @@ func (c *Client) dispatch(m protocol.Message) {
 	case m.Type == protocol.TypePing:
 		_ = c.write(map[string]string{"type": protocol.TypePong})
 	case m.Type == protocol.TypePong:
+	case m.Type == protocol.TypeRefreshed:
+		c.refreshAnswer(m)
 	case m.Type == protocol.TypeError:
+		if c.refreshAnswer(m) {
+			return
+		}
 		var e protocol.Error
 		_ = m.Decode(&e)
 		if m.ID != "" {
@@ -312,7 +387,7 @@ func (c *Client) disconnected(ws *websocket.Conn, err error) {
 	}
 	prev := c.welcome
 	c.mu.Unlock()
-	allowed, now := protocol.CloseCode(code).Reconnect()
+	allowed, now := c.reconnectPolicy(code)
 	if c.ctx.Err() != nil || c.opts.NoReconnect || !allowed {
 		c.shutdown(code, reason)
 		return
@@ -350,15 +425,37 @@ func (c *Client) reconnect(prev protocol.Welcome, immediately bool) {
 			return
 		}
 		var ce *websocket.CloseError
-		if errors.As(err, &ce) {
-			if allowed, _ := protocol.CloseCode(ce.Code).Reconnect(); !allowed {
+		switch {
+		case errors.As(err, &ce):
+			if allowed, _ := c.reconnectPolicy(ce.Code); !allowed {
 				c.log.Info("client: gateway refused the reconnect; not retrying", "code", ce.Code, "reason", ce.Text)
 				c.shutdown(ce.Code, ce.Text)
+				return
+			}
+		case errors.Is(err, errTokenFunc):
+			// No token, no credentials: counted as a 4502.
+			if allowed, _ := c.reconnectPolicy(int(protocol.CloseUnauthorized)); !allowed {
+				c.log.Info("client: TokenFunc failed; not retrying", "err", err)
+				c.shutdown(int(protocol.CloseUnauthorized), err.Error())
 				return
 			}
 		}
 		c.log.Debug("client: reconnect failed", "attempt", attempt+1, "err", err)
 	}
+}
+
+// reconnectPolicy is code's [protocol.CloseCode.Reconnect], except that with
+// a TokenFunc a 4502 or 4504 reconnects with backoff (and a new token), up to
+// maxAuthFailures of them in a row.
+func (c *Client) reconnectPolicy(code int) (allowed, immediately bool) {
+	cc := protocol.CloseCode(code)
+	if c.opts.TokenFunc == nil || cc != protocol.CloseUnauthorized && cc != protocol.CloseTokenExpired {
+		return cc.Reconnect()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.authFailures++
+	return c.authFailures < maxAuthFailures, false
 }
 
 // shutdown fails every call and marks the client closed.
@@ -410,7 +507,7 @@ func (c *Client) write(v any) error {
 
 func (c *Client) writeTo(ws *websocket.Conn, v any) error {
 	if ws == nil {
-		return errNotConnected
+		return ErrNotConnected
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -421,8 +518,6 @@ func (c *Client) writeTo(ws *websocket.Conn, v any) error {
 	_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	return ws.WriteMessage(websocket.TextMessage, b)
 }
-
-var errNotConnected = errors.New("client: not connected")
 
 type requestFrame struct {
 	Type    string          `json:"type"`
@@ -537,3 +632,162 @@ func Invoke[P, R any](ctx context.Context, c *Client, route protocol.Route[P, R]
 	}
 	return result, nil
 }
+
+// RefreshToken sends the gateway a new token for the open connection
+// (sys/refresh): token, or else TokenFunc's. The token's user must be the
+// session's. On success the new token applies to the session's next
+// requests and its expiry replaces the old one's (the automatic refresh is
+// rescheduled from it); without a TokenFunc it also becomes the token of
+// later connects. A token the gateway refuses leaves the old one in force,
+// and the error wraps its *protocol.Error (unauthorized; internal when the
+// gateway's authenticator did not answer: try again). Without an open
+// connection it returns an error wrapping ErrNotConnected, and a token given
+// here (without a TokenFunc) is kept for the next connect. ctx bounds the
+// wait for the answer; without a deadline, 10s.
+func (c *Client) RefreshToken(ctx context.Context, token string) (err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, refreshTimeout)
+		defer cancel()
+	}
+	if token == "" {
+		if c.opts.TokenFunc == nil {
+			return errors.New("client: RefreshToken: no token, and no TokenFunc to get one")
+		}
+		if token, err = c.opts.TokenFunc(ctx); err != nil {
+			return fmt.Errorf("%w: %w", errTokenFunc, err)
+		}
+	} else if c.opts.TokenFunc == nil {
+		defer func() {
+			// For later connects, unless the gateway refused it.
+			if _, refused := protocol.AsError(err); !refused {
+				c.mu.Lock()
+				c.token = token
+				c.mu.Unlock()
+			}
+		}()
+	}
+	c.mu.Lock()
+	if c.ctx.Err() != nil {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	ws, done, expiry := c.ws, c.connDone, c.expiry
+	if ws == nil {
+		c.mu.Unlock()
+		return fmt.Errorf("client: RefreshToken: %w", ErrNotConnected)
+	}
+	id := nuid.Next()
+	answer := make(chan protocol.Message, 1)
+	c.refreshes[id] = answer
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.refreshes, id)
+		c.mu.Unlock()
+	}()
+	frame := struct {
+		Type    string           `json:"type"`
+		ID      string           `json:"id"`
+		Payload protocol.Refresh `json:"payload"`
+	}{protocol.TypeRefresh, id, protocol.Refresh{Token: token}}
+	if err := c.writeTo(ws, frame); err != nil {
+		return fmt.Errorf("client: send %s: %w: %w", protocol.TypeRefresh, ErrNotConnected, err)
+	}
+	var m protocol.Message
+	select {
+	case m = <-answer:
+	case <-done:
+		return fmt.Errorf("client: the connection closed before %s was answered: %w", protocol.TypeRefresh, ErrNotConnected)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if m.Type == protocol.TypeError {
+		e := &protocol.Error{}
+		_ = m.Decode(e)
+		return fmt.Errorf("client: token refresh refused: %w", e)
+	}
+	var r protocol.Refreshed
+	_ = m.Decode(&r)
+	if expiry != nil {
+		// The latest expiry wins: drop one the refresher has not read yet.
+		select {
+		case <-expiry:
+		default:
+		}
+		select {
+		case expiry <- msDuration(r.ExpiresInMs):
+		default:
+		}
+	}
+	return nil
+}
+
+// refreshAnswer hands m, a sys/refreshed or sys/error, to the RefreshToken
+// waiting for it, and reports whether one was.
+func (c *Client) refreshAnswer(m protocol.Message) bool {
+	c.mu.Lock()
+	answer, ok := c.refreshes[m.ID]
+	delete(c.refreshes, m.ID)
+	c.mu.Unlock()
+	if ok {
+		answer <- m // buffered, and only one answer per id
+	}
+	return ok
+}
+
+// refresher refreshes the token of a connection with TokenFunc's, until
+// done closes: at refreshDelay(expiresIn), then from each new expiry a
+// RefreshToken sends on expiry. A failed refresh is retried after 1s, 2s,
+// 4s…, but never later than halfway to the expiry plus grace, and
+// refreshAttempts times in all; after that the gateway closes with 4504 and
+// the reconnect asks TokenFunc again.
+func (c *Client) refresher(done <-chan struct{}, expiry <-chan time.Duration, expiresIn, grace time.Duration) {
+	defer c.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	var deadline time.Time
+	attempt := 0
+	schedule := func(expiresIn time.Duration) {
+		t.Stop()
+		attempt = 0
+		if expiresIn > 0 {
+			deadline = time.Now().Add(expiresIn + grace)
+			t.Reset(refreshDelay(expiresIn))
+		}
+	}
+	schedule(expiresIn)
+	for {
+		select {
+		case <-done:
+			return
+		case <-c.ctx.Done():
+			return
+		case d := <-expiry:
+			schedule(d)
+		case <-t.C:
+			err := c.RefreshToken(c.ctx, "")
+			if err == nil {
+				continue // RefreshToken sent the new expiry
+			}
+			attempt++
+			retry := min(time.Second<<(attempt-1), time.Until(deadline)/2)
+			if attempt >= refreshAttempts || retry < 10*time.Millisecond {
+				c.log.Warn("client: token refresh failed; giving up on this token", "attempts", attempt, "err", err)
+				continue
+			}
+			c.log.Info("client: token refresh failed; retrying", "attempt", attempt, "in", retry, "err", err)
+			t.Reset(retry)
+		}
+	}
+}
+
+// refreshDelay is how long after a token that expires in expiresIn is
+// received the client refreshes it: min(60s, expiresIn/5) before it
+// expires, so a 1h token is refreshed a minute before and a 10s one after
+// 8s.
+func refreshDelay(expiresIn time.Duration) time.Duration {
+	return expiresIn - min(time.Minute, expiresIn/5)
+}
+
+func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }

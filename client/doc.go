@@ -16,7 +16,28 @@
 // "after", so that no seq is delivered twice. Requests made while
 // disconnected wait for the connection.
 //
+// # Tokens
+//
+// [Options.Token] goes in sys/hello (an Authorization header in
+// [Options.Header] works too); [Client.User] is the user the gateway
+// authenticated. When the welcome says the token expires (expiresInMs), the
+// client must send a new one before then, or the gateway closes the
+// connection with 4504 once its grace period (refreshGraceMs) is over:
+//
+//	c, err := client.Dial(ctx, url, client.Options{
+//		TokenFunc: func(ctx context.Context) (string, error) { return idp.Token(ctx) },
+//	})
+//
+// [Options.TokenFunc] is called before every connect and for every refresh.
+// With it the client refreshes on its own (sys/refresh) at
+// expiresIn − min(60s, expiresIn/5) and retries a refused refresh with
+// backoff until the grace period ends; after a 4502 or 4504 close it
+// reconnects with a new token, and gives up after 3 such closes in a row.
+// Without it, [Client.RefreshToken] hands the gateway a new token, and a 4502
+// or 4504 close ends the client. A failed first connect (4502, say) makes
+// [Dial] fail with an error wrapping the *websocket.CloseError.
+//
 // A Client is safe for concurrent use. It runs one reader goroutine per
-// connection, plus the reconnect loop while reconnecting; [Client.Close]
-// stops them all.
+// connection (and its token refresher, with a TokenFunc), plus the reconnect
+// loop while reconnecting; [Client.Close] stops them all.
 package client

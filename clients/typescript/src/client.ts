@@ -21,6 +21,7 @@ import type {
   SendOptions,
   StateInfo,
   StreamOptions,
+  TokenProvider,
   Welcome,
   WebSocketConstructor,
   WebSocketLike,
@@ -35,6 +36,8 @@ const TYPE_PING = "sys/ping";
 const TYPE_PONG = "sys/pong";
 const TYPE_CANCEL = "sys/cancel";
 const TYPE_ERROR = "sys/error";
+const TYPE_REFRESH = "sys/refresh";
+const TYPE_REFRESHED = "sys/refreshed";
 const SUFFIX_ERROR = "error";
 const SUFFIX_FINISH = "finish";
 
@@ -43,6 +46,13 @@ const WS_OPEN = 1;
 const CLOSE_ABNORMAL = 1006;
 /** What the client sends when it gives up on a connection it still believes open. */
 const CLOSE_GIVE_UP = 4000;
+
+/** With a token provider: the 4502/4504 closes in a row (no welcome between them) after which the client gives up. */
+const MAX_AUTH_FAILURES = 3;
+/** Automatic refreshes of one token: the first try and the retries. */
+const REFRESH_ATTEMPTS = 5;
+/** The first retry of a failed automatic refresh waits this long; each next one twice as long. */
+const REFRESH_RETRY_MS = 1000;
 
 /**
  * A connection to a Fabric gateway. Create one with {@link createClient}.
@@ -60,6 +70,8 @@ export interface FabricClient<R extends RouteMapOf<R> = AnyRoutes> {
   readonly sessionId: string | undefined;
   /** The last sys/welcome. */
   readonly welcome: Welcome | undefined;
+  /** The authenticated user of the last welcome; undefined on an anonymous session. */
+  readonly user: string | undefined;
   /** The close that ended the last connection, if one has ended. */
   readonly lastClose: CloseInfo | undefined;
   /**
@@ -74,6 +86,20 @@ export interface FabricClient<R extends RouteMapOf<R> = AnyRoutes> {
    * unfinished requests with ClosedError. Resolves once the socket is closed.
    */
   close(): Promise<void>;
+  /**
+   * Sends the gateway a new token for the open connection (sys/refresh): token,
+   * or else the token provider's. The token's user must be the session's.
+   * Resolves once the gateway accepted it; the automatic refresh is then
+   * scheduled from the new token's expiry. Rejects with FabricError
+   * "unauthorized" (a bad or expired token, another user's), "internal" (the
+   * gateway's authenticator did not answer: try again), "timeout" (no answer
+   * within connectTimeoutMs) or "interrupted" (the connection ended first);
+   * a refused token leaves the old one in force until its expiry (+ grace).
+   * While disconnected it waits for the next welcome, as connect() does.
+   * Without a token provider, a token given here and accepted (or given
+   * while disconnected) also becomes the one later connects send.
+   */
+  refreshToken(token?: string): Promise<void>;
   /**
    * Sends a request and resolves at its :finish with every message of it.
    * Rejects with FabricError if an :error arrived (unless throwOnError is
@@ -185,6 +211,13 @@ class Call {
   }
 }
 
+/** A sys/refresh awaiting its answer. */
+interface PendingRefresh {
+  readonly ws: WebSocketLike;
+  /** Ends it: resolved with undefined, rejected with an error. */
+  readonly settle: (err: Error | undefined) => void;
+}
+
 /** FabricClient's request methods with the route map erased: what Client implements. */
 interface UntypedRequests {
   sendAsync(type: string, payload?: unknown, options?: SendOptions): Promise<Message[]>;
@@ -227,6 +260,20 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
   #closePromise: Promise<void> | undefined;
   /** Ends the wait for onReconnect's promise early: when its connection is lost or the client closes. */
   #endReconnectHook: (() => void) | undefined;
+  /** The token option when it is a provider. */
+  readonly #tokenProvider: TokenProvider | undefined;
+  /** The token sent in hello when there is no provider: the option's, or refreshToken's latest. */
+  #token: string | undefined;
+  /** Counts dials, so that a token the provider returns late does not open a stale connection. */
+  #dialSeq = 0;
+  /** 4502/4504 closes since the last welcome (with a token provider). */
+  #authFailures = 0;
+  /** The automatic refresh of the open connection's token. */
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Counts refresh schedules: a failed refresh retries only if no newer schedule replaced it. */
+  #refreshEpoch = 0;
+  /** sys/refresh frames awaiting their answer, by id. */
+  readonly #refreshes = new Map<string, PendingRefresh>();
 
   constructor(opts: ClientOptions) {
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -242,6 +289,8 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     this.#backoffMax = Math.max(positive(opts.backoff?.maxMs, 10_000), this.#backoffMin);
     this.#connectTimeoutMs = positive(opts.connectTimeoutMs, 10_000);
     this.#onReconnectTimeoutMs = positive(opts.onReconnectTimeoutMs, 10_000);
+    if (typeof opts.token === "function") this.#tokenProvider = opts.token;
+    else if (typeof opts.token === "string" && opts.token !== "") this.#token = opts.token;
   }
 
   get state(): ClientState {
@@ -258,6 +307,10 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
 
   get lastClose(): CloseInfo | undefined {
     return this.#lastClose;
+  }
+
+  get user(): string | undefined {
+    return this.#welcome?.user;
   }
 
   connect(): Promise<Welcome> {
@@ -304,6 +357,24 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
       }
     });
     return this.#closePromise;
+  }
+
+  async refreshToken(token?: string): Promise<void> {
+    if (token !== undefined && (typeof token !== "string" || token === "")) {
+      throw new TypeError("fabric: refreshToken(token): the token must be a non-empty string");
+    }
+    if (token === undefined && !this.#tokenProvider) {
+      throw new TypeError("fabric: refreshToken() needs a token: the client has no token provider");
+    }
+    if (this.#state === "closed") throw this.#closedError();
+    if (!this.#ws) {
+      if (token !== undefined && !this.#tokenProvider) this.#token = token; // for the hello of the connection awaited
+      await this.connect();
+    }
+    const t = token ?? (await this.#provideToken());
+    const ws = this.#ws;
+    if (!ws) throw new FabricError(ErrorCode.Interrupted, "the connection closed before the refresh was sent");
+    await this.#sendRefresh(ws, t);
   }
 
   sendAsync(type: string, payload?: unknown, options: SendOptions = {}): Promise<Message[]> {
@@ -499,6 +570,40 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
    * 1001 before its welcome.
    */
   #dial(prev: Welcome | undefined, failedAttempts: number, goingAwayRetry = false): void {
+    const seq = ++this.#dialSeq;
+    if (!this.#tokenProvider) {
+      this.#openSocket(prev, failedAttempts, goingAwayRetry, this.#token);
+      return;
+    }
+    this.#provideToken().then(
+      (token) => {
+        if (seq === this.#dialSeq && this.#state !== "closed") this.#openSocket(prev, failedAttempts, goingAwayRetry, token);
+      },
+      (err: unknown) => {
+        if (seq !== this.#dialSeq || this.#state === "closed") return;
+        this.#dialFailed(CloseCode.Unauthorized, `token provider: ${errorText(err)}`, prev, failedAttempts, goingAwayRetry);
+      },
+    );
+  }
+
+  /** Calls the token provider, within connectTimeoutMs. */
+  async #provideToken(): Promise<string> {
+    const provider = this.#tokenProvider as TokenProvider;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no token within ${this.#connectTimeoutMs} ms`)), this.#connectTimeoutMs);
+    });
+    try {
+      const token: unknown = await Promise.race([Promise.resolve().then(provider), timeout]);
+      if (typeof token !== "string") throw new TypeError(`the token provider returned ${typeof token}, not a string`);
+      return token;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Opens a connection and says hello with token ("" or undefined: none). */
+  #openSocket(prev: Welcome | undefined, failedAttempts: number, goingAwayRetry: boolean, token: string | undefined): void {
     let ws: WebSocketLike;
     try {
       ws = new this.#WebSocket(this.#url, SUBPROTOCOL);
@@ -521,7 +626,7 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
       const hello: { token?: string; resume?: { sessionId: string; resumeToken: string }; client: string } = {
         client: this.#opts.clientName ?? "fabric-ts",
       };
-      if (this.#opts.token !== undefined && this.#opts.token !== "") hello.token = this.#opts.token;
+      if (token !== undefined && token !== "") hello.token = token;
       if (prev) hello.resume = { sessionId: prev.sessionId, resumeToken: prev.resumeToken };
       if (!trySend(ws, JSON.stringify({ type: TYPE_HELLO, payload: hello }))) giveUp(`cannot send ${TYPE_HELLO}`);
     });
@@ -567,7 +672,7 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     // a reconnect keeps trying as the close code says: never, at once, or
     // after the backoff. A second "immediately" in a row backs off, so that a
     // gateway that keeps going away before the welcome is not hammered.
-    const policy = reconnectPolicy(code);
+    const policy = this.#policy(code);
     if (!prev || policy === "never") {
       this.#shutdown(code, reason);
       return;
@@ -585,6 +690,8 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     this.#ws = ws;
     const gen = ++this.#gen;
     this.#welcome = w;
+    this.#authFailures = 0;
+    this.#scheduleRefresh(ws, w.expiresInMs);
     this.#lastFrameAt = Date.now();
     const ping = w.pingIntervalMs > 0 ? w.pingIntervalMs : positive(this.#opts.pingIntervalMs, 25_000);
     this.#armIdle(ws, 2 * ping);
@@ -646,7 +753,21 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
       case TYPE_PONG:
       case TYPE_WELCOME:
         return;
+      case TYPE_REFRESHED: {
+        const pending = typeof m.id === "string" ? this.#refreshes.get(m.id) : undefined;
+        if (!pending) return;
+        const p = m.payload as { expiresInMs?: unknown } | undefined;
+        const expiresInMs = typeof p?.expiresInMs === "number" && p.expiresInMs > 0 ? p.expiresInMs : undefined;
+        this.#scheduleRefresh(ws, expiresInMs);
+        pending.settle(undefined);
+        return;
+      }
       case TYPE_ERROR: {
+        const refresh = typeof m.id === "string" ? this.#refreshes.get(m.id) : undefined;
+        if (refresh) {
+          refresh.settle(errorFromPayload(m.payload, [m], ErrorCode.Internal));
+          return;
+        }
         const call = typeof m.id === "string" ? this.#calls.get(m.id) : undefined;
         if (call) {
           this.#calls.delete(call.id);
@@ -704,7 +825,8 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     this.#endReconnectHook?.();
     this.#lastClose = { code, reason };
     this.#lostBy = { code, reason };
-    const policy = reconnectPolicy(code);
+    this.#stopRefresh(ws, new FabricError(ErrorCode.Interrupted, `the connection closed before the refresh was answered (${code})`));
+    const policy = this.#policy(code);
     if (this.#state === "closed" || !this.#reconnect || policy === "never") {
       this.#shutdown(code, reason);
       return;
@@ -713,6 +835,18 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     const prev = this.#welcome as Welcome; // #ws was welcomed
     if (policy === "immediately") this.#dial(prev, 0);
     else this.#scheduleReconnect(prev, 0);
+  }
+
+  /**
+   * What to do after a close: as reconnectPolicy says, except that with a
+   * token provider a 4502 or 4504 reconnects with backoff (and a new token),
+   * up to MAX_AUTH_FAILURES of them in a row.
+   */
+  #policy(code: number): ReturnType<typeof reconnectPolicy> {
+    if (this.#tokenProvider && (code === CloseCode.Unauthorized || code === CloseCode.TokenExpired)) {
+      return ++this.#authFailures < MAX_AUTH_FAILURES ? "backoff" : "never";
+    }
+    return reconnectPolicy(code);
   }
 
   /** Dials again after a full-jitter backoff: a random whole number of ms in [0, min(max, min·2^attempt)]. */
@@ -733,6 +867,7 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
     this.#reconnectTimer = undefined;
     this.#idleTimer = undefined;
+    this.#stopRefresh(undefined, new ClosedError(code, reason));
     const dialing = this.#dialing;
     this.#ws = undefined;
     this.#dialing = undefined;
@@ -746,6 +881,80 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
     this.#openWaiters = [];
     for (const waiter of waiters) waiter.reject(new ClosedError(code, reason));
     this.#notifyState("closed", { code, reason });
+  }
+
+  // --- token refresh ---
+
+  /** Sends sys/refresh with token on ws; resolves at its sys/refreshed. */
+  #sendRefresh(ws: WebSocketLike, token: string): Promise<void> {
+    const id = `refresh-${newId()}`;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => settle(new FabricError(ErrorCode.Timeout, `no answer to ${TYPE_REFRESH} within ${this.#connectTimeoutMs} ms`)),
+        this.#connectTimeoutMs,
+      );
+      const settle = (err: Error | undefined) => {
+        if (this.#refreshes.get(id)?.settle !== settle) return;
+        this.#refreshes.delete(id);
+        clearTimeout(timer);
+        if (err) reject(err);
+        else {
+          if (!this.#tokenProvider) this.#token = token;
+          resolve();
+        }
+      };
+      this.#refreshes.set(id, { ws, settle });
+      if (!trySend(ws, JSON.stringify({ type: TYPE_REFRESH, id, payload: { token } }))) {
+        settle(new FabricError(ErrorCode.Interrupted, `cannot send ${TYPE_REFRESH}: the connection is closing`));
+      }
+    });
+  }
+
+  /**
+   * Schedules the automatic refresh of ws's token, which expires in
+   * expiresInMs (undefined: never): at expiresInMs − min(60 s, expiresInMs/5),
+   * so a 1 h token is refreshed a minute before it expires and a 10 s one
+   * after 8 s. Only with a token provider: a string token cannot be renewed.
+   */
+  #scheduleRefresh(ws: WebSocketLike, expiresInMs: number | undefined): void {
+    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    const epoch = ++this.#refreshEpoch;
+    if (!this.#tokenProvider || expiresInMs === undefined || !(expiresInMs > 0)) return;
+    const graceMs = Math.max(this.#welcome?.refreshGraceMs ?? 0, 0);
+    const deadline = Date.now() + expiresInMs + graceMs;
+    const delay = expiresInMs - Math.min(60_000, expiresInMs / 5);
+    this.#refreshTimer = setTimeout(() => void this.#autoRefresh(ws, epoch, deadline, 0), delay);
+  }
+
+  /**
+   * Refreshes ws's token with the provider's. A failure is retried after
+   * 1 s, 2 s, 4 s…, but never later than halfway to deadline (the expiry plus
+   * the gateway's grace), REFRESH_ATTEMPTS times in all; then the gateway
+   * closes with 4504 and the reconnect asks the provider again.
+   */
+  async #autoRefresh(ws: WebSocketLike, epoch: number, deadline: number, attempt: number): Promise<void> {
+    this.#refreshTimer = undefined;
+    if (this.#ws !== ws || epoch !== this.#refreshEpoch) return;
+    try {
+      const token = await this.#provideToken();
+      if (this.#ws !== ws) return;
+      await this.#sendRefresh(ws, token); // its sys/refreshed schedules the next one
+    } catch (err) {
+      if (this.#ws !== ws || epoch !== this.#refreshEpoch) return;
+      if (!(err instanceof FabricError)) report(err); // the provider's failure: nobody else sees it
+      const delay = Math.min(REFRESH_RETRY_MS * 2 ** attempt, (deadline - Date.now()) / 2);
+      if (attempt + 1 >= REFRESH_ATTEMPTS || delay < 10) return;
+      this.#refreshTimer = setTimeout(() => void this.#autoRefresh(ws, epoch, deadline, attempt + 1), delay);
+    }
+  }
+
+  /** Stops the automatic refresh and fails the refreshes pending on ws (undefined: on any connection). */
+  #stopRefresh(ws: WebSocketLike | undefined, err: Error): void {
+    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    this.#refreshEpoch++;
+    for (const p of [...this.#refreshes.values()]) if (ws === undefined || p.ws === ws) p.settle(err);
   }
 
   #closedError(): ClosedError {
@@ -773,6 +982,10 @@ class Client implements Omit<FabricClient, keyof UntypedRequests>, UntypedReques
 
 function positive(v: number | undefined, dflt: number): number {
   return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : dflt;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function trySend(ws: WebSocketLike, data: string): boolean {
@@ -824,7 +1037,7 @@ function parseWelcome(p: unknown): Welcome | undefined {
   const w = p as Partial<Welcome>;
   if (typeof w.sessionId !== "string" || typeof w.resumeToken !== "string") return undefined;
   const limits = (w.limits ?? {}) as Partial<Welcome["limits"]>;
-  return {
+  const welcome: Welcome = {
     sessionId: w.sessionId,
     resumeToken: w.resumeToken,
     resumed: w.resumed === true,
@@ -835,6 +1048,10 @@ function parseWelcome(p: unknown): Welcome | undefined {
       maxInFlight: typeof limits.maxInFlight === "number" ? limits.maxInFlight : 0,
     },
   };
+  if (typeof w.user === "string" && w.user !== "") welcome.user = w.user;
+  if (typeof w.expiresInMs === "number" && w.expiresInMs > 0) welcome.expiresInMs = w.expiresInMs;
+  if (typeof w.refreshGraceMs === "number" && w.refreshGraceMs > 0) welcome.refreshGraceMs = w.refreshGraceMs;
+  return welcome;
 }
 
 function abortReason(signal: AbortSignal): unknown {

@@ -26,6 +26,7 @@ export type {
   SendOptions,
   StateInfo,
   StreamOptions,
+  TokenProvider,
   Welcome,
   WebSocketConstructor,
   WebSocketLike,

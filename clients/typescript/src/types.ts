@@ -30,6 +30,16 @@ export interface Welcome {
   gateway: string;
   pingIntervalMs: number;
   limits: Limits;
+  /** The authenticated user's id; absent on an anonymous session. */
+  user?: string;
+  /**
+   * How long the token stays valid, in ms from when the gateway sent the
+   * welcome; absent when it does not expire. The client refreshes it before
+   * then when its token option is a provider.
+   */
+  expiresInMs?: number;
+  /** How long after the token's expiry the gateway waits for a refresh before it closes with 4504. */
+  refreshGraceMs?: number;
 }
 
 /** The states a connection goes through, as reported to onState. */
@@ -80,12 +90,35 @@ export interface WebSocketLike {
 /** A WebSocket class: globalThis.WebSocket in browsers, `WebSocket` from the `ws` package in Node. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
+/**
+ * Returns a token: the current one if it is still good for a while, or a new
+ * one (from the application's auth server, say). Called before every connect
+ * and for every refresh.
+ */
+export type TokenProvider = () => string | Promise<string>;
+
 /** Options of createClient. */
 export interface ClientOptions {
   /** The gateway's WebSocket URL, e.g. "ws://localhost:8080/ws". */
   url: string;
-  /** Sent in sys/hello. Omitted means anonymous. */
-  token?: string;
+  /**
+   * The credentials sent in sys/hello. Omitted (or "") means anonymous.
+   *
+   * A string is used as is, on every connect, until refreshToken(token)
+   * replaces it. A gateway's close 4502 (unauthorized) or 4504 (token
+   * expired) then ends the client, as every 4500–4999 close does.
+   *
+   * A provider is called before every connect (the first, each reconnect and
+   * resume) and for every refresh. When the welcome says the token expires
+   * (expiresInMs), the client refreshes it on its own at
+   * expiresInMs − min(60 s, expiresInMs / 5), retrying with backoff until the
+   * gateway's grace period ends. After a 4502 or 4504 the client reconnects
+   * with backoff and a token from the provider, and gives up (closed, with
+   * that close) after 3 such closes in a row without a welcome between them.
+   * A provider that throws, returns a non-string or takes longer than
+   * connectTimeoutMs counts as one of them (code 4502).
+   */
+  token?: string | TokenProvider;
   /** The WebSocket class to use. Default: globalThis.WebSocket (Node 20 has none: pass `ws`). */
   WebSocket?: WebSocketConstructor;
   /** Reconnect and resume after a connection is lost. Default true. */

@@ -5,6 +5,7 @@
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -56,11 +57,12 @@ process.on("exit", () => {
   for (const child of children) child.kill("SIGKILL");
 });
 
-/** Starts `fabric dev` and resolves with its WebSocket URL once it listens. */
-function startFabric(bin) {
+/** Starts `fabric dev` (with more args, and env added to ours) and resolves with its WebSocket URL once it listens. */
+function startFabric(bin, { args = [], env = {} } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, ["dev", "--listen", "127.0.0.1:0", "--ping-interval", "500ms", "--agent-pace", "0"], {
+    const child = spawn(bin, ["dev", "--listen", "127.0.0.1:0", "--ping-interval", "500ms", "--agent-pace", "0", ...args], {
       stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
     });
     children.add(child);
     let out = "";
@@ -765,5 +767,128 @@ describe("heartbeat, reconnect, resume", { timeout: 30_000 }, () => {
     assert.equal(states[2].code, 4503);
     await assert.rejects(client.sendAsync("demo/echo"), ClosedError);
     raw.ws.close(1000);
+  });
+});
+
+// --- authentication: a second fabric dev that requires HS256 JWTs ---
+
+const jwtSecret = randomBytes(32).toString("hex");
+
+/** An HS256 JWT for sub, expiring in ttlSeconds (negative: expired), signed with secret. */
+function signJWT(sub, ttlSeconds, secret = jwtSecret) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const unsigned = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, iat: now, exp: now + ttlSeconds })}`;
+  return `${unsigned}.${createHmac("sha256", secret).update(unsigned).digest("base64url")}`;
+}
+
+describe("authentication and token refresh", { timeout: 30_000 }, () => {
+  let authFabric;
+  let authHttp;
+  before(async () => {
+    // The secret goes in the environment, which ps does not show; fabric dev
+    // leaves a 30 s leeway on exp, so "expired" tokens below are an hour old.
+    authFabric = await startFabric(fabric.bin, { args: ["--refresh-grace", "1s"], env: { FABRIC_JWT_SECRET: jwtSecret } });
+    fabrics.push(authFabric);
+    authHttp = authFabric.url.replace(/^ws/, "http").replace(/\/ws$/, "");
+  });
+  const authClient = (opts) => newClient({ url: authFabric.url, ...opts });
+  const authCount = (kind, result) => counter(authHttp, "fabric_gateway_authentications_total", { kind, result });
+
+  test("no token: the first connect fails with 4502 and the client does not reconnect", async () => {
+    const proxy = await startProxy(authFabric.port);
+    proxies.push(proxy);
+    const { client, states } = authClient({ url: proxy.url });
+    const pending = later(client.sendAsync("demo/echo", 1));
+    await assert.rejects(client.connect(), (e) => e instanceof ClosedError && e.closeCode === 4502);
+    await assert.rejects(pending, (e) => e instanceof ClosedError && e.closeCode === 4502);
+    assert.equal(client.state, "closed");
+    assert.match(client.lastClose.reason, /no token/);
+    await sleep(300);
+    assert.equal(proxy.accepted(), 1, "no reconnect");
+    assert.deepEqual(states.map((x) => x.s), ["connecting", "closed"]);
+  });
+
+  test("a valid string token: the welcome's user; refreshToken with another user's token is refused and the connection stays", async () => {
+    const { client, states } = authClient({ token: signJWT("alice", 3600) });
+    const w = await client.connect();
+    assert.equal(w.user, "alice");
+    assert.equal(client.user, "alice");
+    assert.ok(w.expiresInMs > 3_500_000 && w.expiresInMs <= 3_600_000, `expiresInMs ${w.expiresInMs}`);
+    assert.equal(w.refreshGraceMs, 1000);
+    const who = await client.sendAsync("demo/whoami");
+    assert.equal(who[0].payload.user, "alice");
+
+    await assert.rejects(client.refreshToken(signJWT("mallory", 3600)), (e) => e instanceof FabricError && e.code === "unauthorized" && /another user/.test(e.message));
+    await assert.rejects(client.refreshToken(signJWT("alice", 3600, "another secret of 32 bytes or more!!")), (e) => e.code === "unauthorized");
+    await assert.rejects(client.refreshToken(), TypeError, "no provider, no token");
+    const ok = await authCount("refresh", "ok");
+    await client.refreshToken(signJWT("alice", 7200));
+    assert.equal(await authCount("refresh", "ok"), ok + 1);
+    assert.equal((await client.sendAsync("demo/echo", 2))[0].payload, 2);
+    assert.deepEqual(states.map((x) => x.s), ["connecting", "open"]);
+  });
+
+  test("a provider: the client refreshes a 3 s token by itself and the connection outlives its expiry and grace", async () => {
+    const calls = [];
+    const { client, states } = authClient({
+      token: async () => {
+        calls.push(Date.now());
+        return signJWT("bob", 3);
+      },
+    });
+    const refreshedBefore = await authCount("refresh", "ok");
+    const t0 = Date.now();
+    const w = await client.connect();
+    assert.equal(client.user, "bob");
+    assert.ok(w.expiresInMs > 1000 && w.expiresInMs <= 3000, `expiresInMs ${w.expiresInMs}`);
+    // Past the first token's expiry (≤ 3 s) plus the 1 s grace, and well into the second's.
+    await sleep(Math.max(0, t0 + 5500 - Date.now()));
+    assert.equal(client.state, "open");
+    assert.deepEqual(states.map((x) => x.s), ["connecting", "open"], "no close, no reconnect");
+    assert.ok(calls.length >= 3, `provider called ${calls.length} times (the connect and at least two refreshes)`);
+    assert.ok(calls[1] - t0 < w.expiresInMs, "the first refresh came before the expiry");
+    assert.ok((await authCount("refresh", "ok")) >= refreshedBefore + 2);
+    const who = await client.sendAsync("demo/whoami");
+    assert.deepEqual(who[0].payload, { user: "bob", session: w.sessionId });
+  });
+
+  test("a provider whose refresh tokens are expired: 4504, then a reconnect with a fresh token resumes the session", async () => {
+    let expired = false; // the provider's tokens after the first are expired until the 4504
+    let n = 0;
+    const { client, states } = authClient({
+      token: () => (n++ === 0 || !expired ? signJWT("carol", 3) : signJWT("carol", -3600)),
+      onState: (s, info) => {
+        states.push({ s, ...info });
+        if (info.code === 4504) expired = false;
+      },
+    });
+    expired = true;
+    const w1 = await client.connect();
+    const refusedBefore = await authCount("refresh", "expired");
+    await waitFor(() => states.some((x) => x.code === 4504), "the 4504 close", 8000);
+    await waitFor(() => client.state === "open", "the reconnect", 5000);
+    assert.deepEqual(states.map((x) => x.s), ["connecting", "open", "reconnecting", "open"]);
+    assert.equal(client.welcome.resumed, true);
+    assert.equal(client.sessionId, w1.sessionId);
+    assert.ok((await authCount("refresh", "expired")) > refusedBefore, "the expired tokens were refused");
+    assert.equal((await client.sendAsync("demo/whoami"))[0].payload.user, "carol");
+  });
+
+  test("a provider that keeps returning expired tokens: the client gives up after 3 auth closes in a row and fails what is pending", async () => {
+    let n = 0;
+    const { client, states } = authClient({ token: () => (n++ === 0 ? signJWT("dave", 2) : signJWT("dave", -3600)) });
+    await client.connect();
+    const helloExpired = await authCount("hello", "expired");
+    await waitFor(() => client.state === "reconnecting", "the 4504 close", 8000);
+    const pending = later(client.sendAsync("demo/echo", 1)); // waits for a connection that never comes
+    await waitFor(() => client.state === "closed", "closed", 8000);
+    await assert.rejects(pending, (e) => e instanceof ClosedError && e.closeCode === 4502);
+    assert.equal(client.lastClose.code, 4502);
+    assert.deepEqual(states.map((x) => [x.s, x.code]), [["connecting", undefined], ["open", undefined], ["reconnecting", 4504], ["closed", 4502]]);
+    assert.equal(await authCount("hello", "expired"), helloExpired + 2, "two reconnects, each refused");
+    const dials = n;
+    await sleep(300);
+    assert.equal(n, dials, "no more connects");
   });
 });

@@ -579,6 +579,68 @@ describe("scripted gateway", { timeout: 15_000 }, () => {
     assert.equal(gw.conns.length, 2);
   });
 
+  test("token provider: sys/refresh at expiresInMs − expiresInMs/5, a refused one retried after 1 s, rescheduled from sys/refreshed", async () => {
+    const sent = []; // [ms since the welcome, frame]
+    let welcomedAt = 0;
+    let n = 0;
+    const { gw, client } = await setup(
+      (conn, f) => {
+        if (f.type === "sys/hello") {
+          welcomedAt = Date.now();
+          conn.welcome({ user: "alice", expiresInMs: 500, refreshGraceMs: 2000 });
+        } else if (f.type === "sys/refresh") {
+          sent.push([Date.now() - welcomedAt, f]);
+          if (sent.length === 1) conn.send({ type: "sys/error", id: f.id, payload: { code: "unauthorized", message: "token expired" } });
+          else conn.send({ type: "sys/refreshed", id: f.id, payload: { expiresInMs: sent.length === 2 ? 500 : 3_600_000 } });
+        }
+      },
+      { token: () => `t${++n}` },
+    );
+    const w = await client.connect();
+    assert.equal(gw.conns[0].frames[0].payload.token, "t1");
+    assert.equal(client.user, "alice");
+    assert.equal(w.expiresInMs, 500);
+    await waitFor(() => sent.length === 3, "three refreshes", 4000);
+    const [[t1, f1], [t2, f2], [t3, f3]] = sent;
+    assert.match(f1.id, /^[A-Za-z0-9_-]{1,64}$/);
+    assert.deepEqual(f1.payload, { token: "t2" });
+    assert.deepEqual(f2.payload, { token: "t3" });
+    assert.deepEqual(f3.payload, { token: "t4" });
+    assert.ok(t1 >= 390 && t1 < 700, `first refresh at ${t1} ms, want 400`);
+    assert.ok(t2 - t1 >= 990 && t2 - t1 < 1300, `retry after ${t2 - t1} ms, want 1000`);
+    assert.ok(t3 - t2 >= 390 && t3 - t2 < 700, `next refresh ${t3 - t2} ms after the refreshed, want 400`);
+    await sleep(500);
+    assert.equal(sent.length, 3, "a 1 h token is not refreshed yet");
+    assert.equal(gw.conns.length, 1);
+
+    // refreshToken() uses the provider; refreshToken(token) sends that token.
+    const manual = client.refreshToken("mine");
+    await manual;
+    assert.deepEqual(sent[3][1].payload, { token: "mine" });
+  });
+
+  test("a static token is not refreshed by itself; refreshToken(token) is sent and becomes the token of later connects", async () => {
+    const { gw, client } = await setup(
+      (conn, f) => {
+        if (f.type === "sys/hello") {
+          conn.welcome({ sessionId: f.payload.resume?.sessionId ?? `session-${"x".repeat(16)}-${conn.n}`, resumed: !!f.payload.resume, expiresInMs: 200, refreshGraceMs: 100 });
+          if (conn.n === 1) setTimeout(() => conn.ws.terminate(), 600);
+        } else if (f.type === "sys/refresh") {
+          conn.send({ type: "sys/refreshed", id: f.id, payload: { expiresInMs: 200 } });
+        }
+      },
+      { token: "old", backoff: { minMs: 1, maxMs: 5 } },
+    );
+    await client.connect();
+    await sleep(300);
+    assert.equal(gw.conns[0].frames.length, 1, "no sys/refresh of a string token");
+    await client.refreshToken("new");
+    assert.deepEqual(gw.conns[0].frames[1].payload, { token: "new" });
+    await waitFor(() => gw.conns.length === 2 && client.state === "open", "the reconnect");
+    assert.equal(gw.conns[1].frames[0].payload.token, "new");
+    await assert.rejects(client.refreshToken(), TypeError);
+  });
+
   test("a client with no WebSocket implementation is refused at once", { skip: globalThis.WebSocket !== undefined }, () => {
     assert.throws(() => createClient({ url: "ws://127.0.0.1:1/ws" }), TypeError);
   });

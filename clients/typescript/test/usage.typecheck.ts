@@ -11,6 +11,7 @@ import {
   type ConnectionState,
   type FabricClient,
   type Message,
+  type TokenProvider,
   type Welcome,
 } from "../src/index.js";
 
@@ -51,4 +52,26 @@ export async function node(): Promise<void> {
 export function browser(): FabricClient {
   // The DOM's WebSocket class fits the option too.
   return createClient({ url: "wss://example.invalid/ws", WebSocket: globalThis.WebSocket });
+}
+
+export async function tokens(): Promise<void> {
+  const provider: TokenProvider = async () => "a fresh token";
+  const withProvider = createClient({ url: "ws://127.0.0.1:8080/ws", WebSocket, token: provider });
+  const withString = createClient({ url: "ws://127.0.0.1:8080/ws", WebSocket, token: "a token" });
+  createClient({ url: "ws://127.0.0.1:8080/ws", WebSocket, token: () => "a token" });
+  // @ts-expect-error a provider returns a string
+  createClient({ url: "ws://127.0.0.1:8080/ws", WebSocket, token: () => 42 });
+  const w: Welcome = await withProvider.connect();
+  const user: string | undefined = withProvider.user ?? w.user;
+  const left: number | undefined = w.expiresInMs;
+  const grace: number | undefined = w.refreshGraceMs;
+  console.log(user, left, grace);
+  await withProvider.refreshToken();
+  await withString.refreshToken("a new token");
+  try {
+    await withString.refreshToken("another user's token");
+  } catch (err) {
+    if (err instanceof FabricError && err.code === ErrorCode.Unauthorized) console.log(err.message);
+  }
+  if (withString.lastClose?.code === CloseCode.TokenExpired) console.log("sign in again");
 }
