@@ -214,6 +214,10 @@ func (c *localCluster) startNATS(ctx context.Context) error {
 			StoreDir: filepath.Join(c.dir, fmt.Sprintf("n%d", i+1), "jetstream"),
 		})
 	}
+	ready := topology.NATSReady
+	if len(c.nodes) > 1 {
+		ready = topology.NATSRoutesReady // a route port taken meanwhile shows as an exit
+	}
 	for _, node := range c.nodes {
 		conf := filepath.Join(c.dir, node.Name, "nats.conf")
 		if err := os.MkdirAll(filepath.Dir(conf), 0o700); err != nil {
@@ -222,7 +226,7 @@ func (c *localCluster) startNATS(ctx context.Context) error {
 		if err := os.WriteFile(conf, []byte(topology.Config(node, "fabric", c.nodes, "")), 0o600); err != nil {
 			return err
 		}
-		if _, err := c.startChild(ctx, &c.nats, node.Name, topology.NATSReady, "nats-server", "-c", conf); err != nil {
+		if _, err := c.startChild(ctx, &c.nats, node.Name, ready, "nats-server", "-c", conf); err != nil {
 			return err
 		}
 	}

@@ -65,7 +65,7 @@ func (c *Cluster) startNATS(bin string, dirs []string) {
 			n := &Node{Index: i, ClientPort: ports[3*i], ClusterPort: ports[3*i+1], HTTPPort: ports[3*i+2], dir: dir}
 			name := fmt.Sprintf("n%d", i+1)
 			n.Process = c.newProcess(name, bin, []string{"nats-server", "-c", filepath.Join(dir, "nats.conf")})
-			n.ready = n.awaitReady
+			n.ready = func() error { return n.awaitReady(len(dirs) > 1) }
 			c.NATS[i] = n
 		}
 		for _, n := range c.NATS {
@@ -109,9 +109,14 @@ func (c *Cluster) natsConfig(n *Node) string {
 	return topology.Config(n.spec(), ClusterName, nodes, c.opts.NATSConfig)
 }
 
-// awaitReady waits until the node logs that it is ready.
-func (n *Node) awaitReady() error {
+// awaitReady waits until the node logs that it listens for clients and,
+// clustered, for routes: a route port taken by another process shows here,
+// as an exit.
+func (n *Node) awaitReady(clustered bool) error {
 	_, err := n.waitOutput(topology.NATSReady)
+	if err == nil && clustered {
+		_, err = n.waitOutput(topology.NATSRoutesReady)
+	}
 	return err
 }
 

@@ -5,8 +5,13 @@ import "regexp"
 // What the processes log when they serve. The fabric's lines are its JSON
 // logs (--log-format json); a submatch is the address it listens on.
 var (
-	// NATSReady: a NATS node accepts clients.
+	// NATSReady: a NATS node accepts clients. A clustered node binds its
+	// route port after it says so, and can still die of a port taken
+	// meanwhile: wait for NATSRoutesReady instead.
 	NATSReady = regexp.MustCompile(`Server is ready`)
+	// NATSRoutesReady: a clustered NATS node listens for routes too (it
+	// logs this only once the route port is bound).
+	NATSRoutesReady = regexp.MustCompile(`Listening for route connections on`)
 	// GatewayReady: a gateway listens; the submatch is its host:port.
 	GatewayReady = regexp.MustCompile(`"msg":"gateway listening","addr":"([^"]+)"`)
 	// WorkerReady: a worker takes requests.
