@@ -65,9 +65,23 @@ tidy-check:
 		echo "go mod tidy changes go.mod/go.sum: run it and commit"; \
 		cp /tmp/fabric-go.mod.bak go.mod; cp /tmp/fabric-go.sum.bak go.sum; exit 1; fi
 
-## bench: the Go benchmarks
+## bench: the Go benchmarks, then `fabric bench` at full size (BENCH_OUT: where the JSON reports go)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(MAKE) bench-load
+
+BENCH_OUT ?= bench-results
+
+.PHONY: bench-load
+## bench-load: `fabric bench` idle (10,000 connections), latency and storm, core and durable; tables on stdout, JSON in $(BENCH_OUT)/
+bench-load: build
+	mkdir -p $(BENCH_OUT)
+	for mode in core durable; do \
+		flags=$$([ $$mode = durable ] && echo --durable); \
+		bin/fabric bench latency $$flags --json $(BENCH_OUT)/latency-$$mode.json || exit 1; \
+		bin/fabric bench storm $$flags --json $(BENCH_OUT)/storm-$$mode.json || exit 1; \
+		bin/fabric bench idle $$flags --json $(BENCH_OUT)/idle-$$mode.json || exit 1; \
+	done
 
 ## fuzz: each fuzz target for FUZZTIME (20s); fuzz-short, in make test, for 5s each
 FUZZTIME ?= 20s

@@ -31,6 +31,8 @@ Usage:
                                                    TypeScript route map / code catalogue, AsyncAPI
                                                    document of the NATS contract, from Go
   fabric health   URL [--timeout 3s]               GET URL, exit 0 on 2xx: a healthcheck for images with no shell
+  fabric bench    idle|latency|storm [--json FILE] load generator: starts NATS, a gateway and a worker as
+                                                   children and measures them (fabric bench -h)
 
 Every flag can also be set by an environment variable: --request-timeout is
 FABRIC_REQUEST_TIMEOUT. Run "fabric COMMAND -h" for a command's flags.
@@ -63,6 +65,8 @@ func main() {
 		err = runHealth(ctx, args, os.Stderr)
 	case "gen":
 		err = runGen(args, os.Stdout)
+	case "bench":
+		err = runBench(ctx, args, os.Stdout, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

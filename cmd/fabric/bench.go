@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/seed82ac63c1/fabric/internal/bench"
+)
+
+const benchUsage = `Usage: fabric bench SCENARIO [flags]
+
+Scenarios (each starts its own NATS server, gateway and demo worker as
+child processes of this binary, and measures them from this process):
+  idle      N connections that each send one request and idle: the gateway's RSS,
+            heap, stacks and goroutines per connection
+  latency   1 connection, one request at a time, of 1 event (demo/echo) and of 5
+            (demo/count n=4): first and last event, against raw NATS over TCP,
+            NATS over WebSocket and a plain WebSocket echo, in the same run
+  storm     new connections per second with hello/welcome, at --rate
+
+Run "fabric bench SCENARIO -h" for its flags.
+`
+
+// runBench is `fabric bench`: a load generator, and the hidden children its
+// baselines run (`fabric bench responder`, `fabric bench echo-server`).
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, benchUsage)
+		return flag.ErrHelp
+	}
+	scenario, args := args[0], args[1:]
+	switch scenario {
+	case "responder":
+		return runBenchResponder(ctx, args, stdout)
+	case "echo-server":
+		return runBenchEchoServer(ctx, args, stdout)
+	}
+	var run func(context.Context, bench.Config) (*bench.Report, error)
+	fs := newFlagSet("bench " + scenario)
+	var cfg bench.Config
+	fs.StringVar(&cfg.Fabric, "fabric", "", "the fabric binary to run as NATS, gateway and worker (default: this one)")
+	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured load before the measured phase")
+	fs.BoolVar(&cfg.Durable, "durable", false, "run the gateway with --durable (JetStream, file storage)")
+	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
+	switch scenario {
+	case "idle":
+		run = bench.Idle
+		fs.IntVar(&cfg.Conns, "conns", 10000, "connections")
+		fs.DurationVar(&cfg.GCWait, "gc-wait", 130*time.Second, "wait up to this long for a garbage collection in the gateway before sampling (it has no endpoint to force one; the runtime collects at least every 2 minutes); 0: sample at once")
+	case "latency":
+		run = bench.Latency
+		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per case and target")
+		fs.IntVar(&cfg.Requests, "requests", 0, "measured requests per case and target, instead of --duration")
+	case "storm":
+		run = bench.Storm
+		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time")
+		fs.Float64Var(&cfg.Rate, "rate", 500, "new connections per second")
+	default:
+		fmt.Fprintf(stderr, "fabric bench: unknown scenario %q\n\n%s", scenario, benchUsage)
+		return exitError(2)
+	}
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.Log = stderr
+	rep, err := run(ctx, cfg)
+	if rep != nil {
+		if werr := rep.WriteTable(stdout); werr != nil {
+			err = errors.Join(err, werr)
+		}
+		if *jsonPath != "" {
+			b, jerr := json.MarshalIndent(rep, "", "  ")
+			if jerr == nil {
+				jerr = os.WriteFile(*jsonPath, append(b, '\n'), 0o644)
+			}
+			err = errors.Join(err, jerr)
+		}
+	}
+	return err
+}
+
+// runBenchResponder is `fabric bench responder`, the NATS baselines'
+// responder: a child of `fabric bench latency`.
+func runBenchResponder(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("bench responder")
+	url := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	return bench.ServeResponder(ctx, *url, stdout)
+}
+
+// runBenchEchoServer is `fabric bench echo-server`, the plain WebSocket
+// echo baseline: a child of `fabric bench latency`.
+func runBenchEchoServer(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("bench echo-server")
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	return bench.ServeEcho(ctx, *listen, stdout)
+}

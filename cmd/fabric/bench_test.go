@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/seed82ac63c1/fabric/internal/bench"
+	"github.com/seed82ac63c1/fabric/internal/fabrictest"
+)
+
+// runBenchScenario runs `fabric bench` with args and --json, and returns
+// the report it wrote; it fails the test if the command failed.
+func runBenchScenario(t *testing.T, args ...string) *bench.Report {
+	t.Helper()
+	tmp := t.TempDir()
+	out := filepath.Join(tmp, "report.json")
+	p := fabrictest.StartProcess(t, []string{"TMPDIR=" + tmp}, fabricBin, append(append([]string{"bench"}, args...), "--json", out)...)
+	if code := p.Wait(60 * time.Second); code != 0 {
+		t.Fatalf("fabric bench %v: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, p.Stdout(), p.Stderr())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r bench.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors != 0 {
+		t.Errorf("%d errors\n%s", r.Errors, p.Stdout())
+	}
+	if r.Machine.CPUs == 0 || r.Machine.GoVersion == "" || r.Machine.Date.IsZero() {
+		t.Errorf("machine: %+v", r.Machine)
+	}
+	for _, l := range r.Latencies {
+		if l.Count == 0 || l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.P999 || l.P999 > l.Max {
+			t.Errorf("%s %s %s: %+v", l.Case, l.Which, l.Target, l.Summary)
+		}
+	}
+	// Every child has stopped and the temporary directory is gone.
+	if left, _ := filepath.Glob(filepath.Join(tmp, "fabric-bench-*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	return &r
+}
+
+// TestBenchIdle: 50 idle connections against real child processes.
+func TestBenchIdle(t *testing.T) {
+	t.Parallel()
+	r := runBenchScenario(t, "idle", "--conns", "50", "--gc-wait", "0", "--warmup", "200ms")
+	if c, _ := r.Value("connections"); c != 50 {
+		t.Errorf("connections %v, want 50", c)
+	}
+	if c, _ := r.Value("gateway connections (metric)"); c != 50 {
+		t.Errorf("the gateway counts %v connections, want 50", c)
+	}
+	for _, name := range []string{"RSS per connection", "heap in use per connection", "goroutines per connection"} {
+		if v, ok := r.Value(name); !ok || v <= 0 {
+			t.Errorf("%s: %v", name, v)
+		}
+	}
+	if len(r.Latencies) != 2 {
+		t.Errorf("latencies: %+v", r.Latencies)
+	}
+}
+
+// TestBenchLatency: 200 requests per case and target, with every baseline.
+func TestBenchLatency(t *testing.T) {
+	t.Parallel()
+	r := runBenchScenario(t, "latency", "--requests", "200", "--warmup", "0")
+	targets := map[string]int{}
+	for _, l := range r.Latencies {
+		targets[l.Target]++
+		if l.Count != 200 {
+			t.Errorf("%s %s %s: %d samples, want 200", l.Case, l.Which, l.Target, l.Count)
+		}
+		if l.Target == bench.TargetFabric && len(l.Ratios) != 3 {
+			t.Errorf("%s %s: ratios %+v, want one per baseline", l.Case, l.Which, l.Ratios)
+		}
+	}
+	for _, target := range []string{bench.TargetFabric, bench.TargetNATSTCP, bench.TargetNATSWS, bench.TargetWSEcho} {
+		if targets[target] != 4 {
+			t.Errorf("%s: %d rows, want 4 (2 cases × first, last)", target, targets[target])
+		}
+	}
+}
+
+// TestBenchStorm: 50 connects at 100 per second.
+func TestBenchStorm(t *testing.T) {
+	t.Parallel()
+	r := runBenchScenario(t, "storm", "--rate", "100", "--duration", "500ms", "--warmup", "0")
+	if c, _ := r.Value("connects"); c != 50 {
+		t.Errorf("connects %v, want 50", c)
+	}
+	if v, _ := r.Value("achieved rate"); v <= 0 {
+		t.Errorf("achieved rate %v", v)
+	}
+	if len(r.Latencies) != 1 || r.Latencies[0].Count != 50 {
+		t.Errorf("latencies: %+v", r.Latencies)
+	}
+}

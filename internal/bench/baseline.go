@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+)
+
+// The baselines' NATS subjects, outside any fabric's prefix: a request on
+// baselineEcho gets one reply, the payload itself; on baselineCount, the
+// payload five times, as demo/count n=4 sends 4 progress events and a
+// response.
+const (
+	baselineEcho  = "bench.baseline.echo"
+	baselineCount = "bench.baseline.count"
+	countReplies  = 5
+)
+
+// ServeResponder answers the baselines' requests on NATS at url until ctx
+// ends: the same work as the demo worker's, with no fabric around it. It
+// writes "responder ready" to ready once subscribed.
+func ServeResponder(ctx context.Context, url string, ready io.Writer) error {
+	nc, err := nats.Connect(url, nats.Name("fabric-bench-responder"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	for subject, replies := range map[string]int{baselineEcho: 1, baselineCount: countReplies} {
+		_, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			for range replies {
+				_ = nc.Publish(m.Reply, m.Data)
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(ready, "responder ready")
+	<-ctx.Done()
+	return nc.Drain()
+}
+
+// ServeEcho serves a plain WebSocket echo at addr until ctx ends: each text
+// message is sent back n times, n from the URL's query (?n=5; 1 by
+// default). It writes "echo server listening ADDR" to ready.
+func ServeEcho(ctx context.Context, addr string, ready io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		n = max(n, 1)
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for {
+			typ, msg, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			for range n {
+				if err := ws.WriteMessage(typ, msg); err != nil {
+					return
+				}
+			}
+		}
+	})}
+	fmt.Fprintln(ready, "echo server listening", ln.Addr())
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// natsClient does the baselines' request/reply on one NATS connection: a
+// publish with a reply subject, and the replies on a subscription to it.
+type natsClient struct {
+	nc  *nats.Conn
+	sub *nats.Subscription
+}
+
+func dialNATS(url string) (*natsClient, error) {
+	nc, err := nats.Connect(url, nats.Name("fabric-bench"))
+	if err != nil {
+		return nil, err
+	}
+	sub, err := nc.SubscribeSync(nc.NewRespInbox())
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &natsClient{nc: nc, sub: sub}, nil
+}
+
+// roundTrip sends payload on subject and waits for replies replies.
+func (c *natsClient) roundTrip(subject string, payload []byte, replies int) (roundTripResult, error) {
+	var r roundTripResult
+	start := time.Now()
+	if err := c.nc.PublishRequest(subject, c.sub.Subject, payload); err != nil {
+		return r, err
+	}
+	for r.frames < replies {
+		if _, err := c.sub.NextMsg(10 * time.Second); err != nil {
+			return r, err
+		}
+		r.frames++
+		if r.frames == 1 {
+			r.first = time.Since(start)
+		}
+	}
+	r.last = time.Since(start)
+	return r, nil
+}
+
+func (c *natsClient) close() { c.nc.Close() }
+
+// echoClient is a connection to ServeEcho's server.
+type echoClient struct {
+	ws      *websocket.Conn
+	replies int
+}
+
+func dialEcho(ctx context.Context, addr string, replies int) (*echoClient, error) {
+	ws, _, err := dialer(nil).DialContext(ctx, fmt.Sprintf("ws://%s/?n=%d", addr, replies), nil)
+	if err != nil {
+		return nil, err
+	}
+	return &echoClient{ws: ws, replies: replies}, nil
+}
+
+func (c *echoClient) roundTrip(payload []byte) (roundTripResult, error) {
+	var r roundTripResult
+	start := time.Now()
+	if err := c.ws.WriteMessage(websocket.TextMessage, payload); err != nil {
+		return r, err
+	}
+	for r.frames < c.replies {
+		if _, _, err := c.ws.ReadMessage(); err != nil {
+			return r, err
+		}
+		r.frames++
+		if r.frames == 1 {
+			r.first = time.Since(start)
+		}
+	}
+	r.last = time.Since(start)
+	return r, nil
+}
+
+func (c *echoClient) close() { _ = c.ws.Close() }

@@ -1,0 +1,22 @@
+// Package bench is `fabric bench`: a load generator that measures a fabric
+// it starts itself, as child processes of the same binary — a NATS server
+// (`fabric nats-server`), a gateway (`fabric gateway`, core or durable) and
+// a demo worker (`fabric worker --demo`) — from a process of its own, so
+// that what it measures is the gateway and not the load generator.
+//
+// A scenario ([Idle], [Latency], [Storm]) returns a [Report]: latencies as
+// percentiles of raw samples kept in HDR histograms ([Latencies]), plain
+// values (bytes per connection, connections per second), the settings, and
+// the machine it ran on ([DescribeMachine]). [Report.WriteTable] prints it
+// for people, and encoding/json writes it for tools.
+//
+// The latency scenario runs its baselines in the same run, from the same
+// process: raw NATS request/reply over TCP against [ServeResponder] (a
+// child: `fabric bench responder`), the same over NATS's own WebSocket
+// listener, and a plain WebSocket echo server ([ServeEcho], a child:
+// `fabric bench echo-server`) as the floor.
+//
+// A scenario runs alone: its children and temporary directory live for one
+// call and are stopped and removed before it returns, on success or not.
+// [Latencies] is safe for concurrent use; a [Report] is not.
+package bench

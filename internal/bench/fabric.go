@@ -1,0 +1,251 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/seed82ac63c1/fabric/internal/topology"
+)
+
+// Config is what a scenario runs and how long; each field says which
+// scenarios read it.
+type Config struct {
+	// Fabric is the fabric binary run as every child; "" means this
+	// executable.
+	Fabric string
+	// Duration is the measured phase (latency, storm); 0 means 10s.
+	Duration time.Duration
+	// Warmup runs the same load, unmeasured, before it; 0 means none.
+	Warmup time.Duration
+	// Durable runs the gateway with --durable (file storage).
+	Durable bool
+	// Conns is idle's number of connections; 0 means 10000.
+	Conns int
+	// Requests, when above 0, is latency's number of measured requests per
+	// case and target, instead of Duration.
+	Requests int
+	// Rate is storm's target of new connections per second; 0 means 500.
+	Rate float64
+	// GCWait is how long idle waits for the gateway to collect garbage
+	// after the connections are made (the runtime forces a collection
+	// every 2 minutes); 0 means no wait.
+	GCWait time.Duration
+	// Log receives progress lines; nil means none.
+	Log io.Writer
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, "bench: "+format+"\n", args...)
+	}
+}
+
+func (c *Config) duration() time.Duration {
+	if c.Duration <= 0 {
+		return 10 * time.Second
+	}
+	return c.Duration
+}
+
+func (c *Config) mode() string {
+	if c.Durable {
+		return "durable"
+	}
+	return "core"
+}
+
+// fabric is the processes a scenario measures: a NATS server (with a
+// WebSocket listener for the NATS-WebSocket baseline), a gateway and a
+// demo worker.
+type fabric struct {
+	bin string
+	dir string // configuration and JetStream store, removed by stop
+
+	nats, gateway, worker *child
+	natsURL, natsWSURL    string
+	gatewayAddr           string // host:port
+	gatewayArgs           []string
+	gc                    gcTrace // the gateway's collections
+
+	extra []*child // baselines' children, stopped first
+}
+
+// fabricOptions shape a fabric.
+type fabricOptions struct {
+	durable  bool
+	maxConns int // the gateway's --max-connections; 0 means its default
+}
+
+var (
+	gatewayListening = topology.GatewayReady
+	natsReady        = topology.NATSReady
+	workerReady      = topology.WorkerReady
+)
+
+// startFabric starts NATS, then the worker, then the gateway, each waited
+// for until it serves; then a request goes round trip. On an error, what
+// started is stopped.
+func startFabric(ctx context.Context, bin string, o fabricOptions) (_ *fabric, err error) {
+	f := &fabric{bin: bin}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, f.stop())
+		}
+	}()
+	if f.dir, err = os.MkdirTemp("", "fabric-bench-"); err != nil {
+		return nil, err
+	}
+	ports, err := topology.FreePorts("127.0.0.1", 3)
+	if err != nil {
+		return nil, err
+	}
+	node := topology.Node{Name: "bench", ClientPort: ports[0], HTTPPort: ports[1], StoreDir: filepath.Join(f.dir, "jetstream")}
+	ws := fmt.Sprintf("websocket {\n  host: \"127.0.0.1\"\n  port: %d\n  no_tls: true\n}\n", ports[2])
+	conf := filepath.Join(f.dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte(topology.Config(node, "", []topology.Node{node}, ws)), 0o600); err != nil {
+		return nil, err
+	}
+	f.natsURL, f.natsWSURL = node.URL(), fmt.Sprintf("ws://127.0.0.1:%d", ports[2])
+	if f.nats, err = startChild("nats", bin, nil, nil, "nats-server", "-c", conf); err != nil {
+		return nil, err
+	}
+	if _, err := f.nats.await(ctx, natsReady); err != nil {
+		return nil, err
+	}
+	if err := f.nats.poll(ctx, func() error { return node.Monitor("/healthz", nil) }); err != nil {
+		return nil, err
+	}
+	f.worker, err = startChild("worker", bin, nil, nil, "worker", "--nats", f.natsURL, "--demo", "--log-format", "json",
+		"--max-concurrent", "1024", "--shutdown-grace", "2s")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.worker.await(ctx, workerReady); err != nil {
+		return nil, err
+	}
+	f.gatewayArgs = []string{"gateway", "--listen", "127.0.0.1:0", "--nats", f.natsURL, "--log-format", "json",
+		// The benchmark measures the fabric, not its limits against
+		// hostile clients: no per-connection frame rate (100/s by
+		// default), no connection rate, and room for every connection.
+		"--message-rate", "-1", "--connection-rate", "-1",
+		"--resume-secret", rand.Text(),
+		// Teardown is not measured: no drain, no hand-over.
+		"--drain-period", "-1s", "--handoff-timeout", "-1s", "--shutdown-grace", "5s"}
+	if o.maxConns > 0 {
+		f.gatewayArgs = append(f.gatewayArgs, "--max-connections", strconv.Itoa(o.maxConns))
+	}
+	if o.durable {
+		f.gatewayArgs = append(f.gatewayArgs, "--durable", "--durable-storage", "file")
+	}
+	// gctrace=1 makes the runtime print a line per collection on stderr:
+	// the live heap after each one, with no endpoint in the gateway.
+	f.gateway, err = startChild("gateway", bin, []string{"GODEBUG=gctrace=1"}, f.gc.line, f.gatewayArgs...)
+	if err != nil {
+		return nil, err
+	}
+	if f.gatewayAddr, err = f.gateway.await(ctx, gatewayListening); err != nil {
+		return nil, err
+	}
+	if err := f.gateway.poll(ctx, func() error { return topology.Get(f.httpURL()+"/readyz", nil) }); err != nil {
+		return nil, err
+	}
+	return f, f.gateway.poll(ctx, f.probe)
+}
+
+// probe sends one demo/echo through the gateway: nil once it is answered.
+func (f *fabric) probe() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := dialFabric(ctx, f.wsURL(), nil)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	rt, err := c.roundTrip([]byte(`{"type":"demo/echo","id":"probe","payload":{}}`))
+	if err == nil && rt.failed {
+		err = errors.New("the probe request ended in :error")
+	}
+	return err
+}
+
+func (f *fabric) wsURL() string   { return "ws://" + f.gatewayAddr + "/ws" }
+func (f *fabric) httpURL() string { return "http://" + f.gatewayAddr }
+
+// startExtra starts a baseline's child of this fabric's binary and waits
+// until its output matches ready; it returns the last submatch.
+func (f *fabric) startExtra(ctx context.Context, name string, ready *regexp.Regexp, args ...string) (string, error) {
+	c, err := startChild(name, f.bin, nil, nil, args...)
+	if err != nil {
+		return "", err
+	}
+	f.extra = append(f.extra, c)
+	return c.await(ctx, ready)
+}
+
+// alive returns an error if a child has exited.
+func (f *fabric) alive() error {
+	var errs []error
+	for _, c := range append([]*child{f.nats, f.worker, f.gateway}, f.extra...) {
+		if c != nil {
+			errs = append(errs, c.exited())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stop stops the baselines, the gateway, the worker and NATS, in that
+// order, and removes the temporary directory.
+func (f *fabric) stop() error {
+	var errs []error
+	for _, c := range append(f.extra, f.gateway, f.worker, f.nats) {
+		if c != nil {
+			errs = append(errs, c.stop(10*time.Second))
+		}
+	}
+	if f.dir != "" {
+		errs = append(errs, os.RemoveAll(f.dir))
+	}
+	return errors.Join(errs...)
+}
+
+// gcTrace follows a Go process's GODEBUG=gctrace=1 lines.
+type gcTrace struct {
+	mu    sync.Mutex
+	count int       // collections seen
+	live  int64     // the live heap after the last one, in bytes
+	at    time.Time // when its line arrived
+}
+
+// gctraceRE matches "gc 12 @3.4s 1%: … 4->5->2 MB, …": the collection's
+// number and the heap's size at its start, end, and what it marked live.
+var gctraceRE = regexp.MustCompile(`^gc (\d+) @\S+ .*?(\d+)->(\d+)->(\d+) MB`)
+
+func (g *gcTrace) line(s string) {
+	m := gctraceRE.FindStringSubmatch(s)
+	if m == nil {
+		return
+	}
+	live, _ := strconv.ParseInt(m[4], 10, 64)
+	g.mu.Lock()
+	g.count++
+	g.live = live << 20
+	g.at = time.Now()
+	g.mu.Unlock()
+}
+
+// last returns how many collections it has seen, the live heap after the
+// last one, and when it ended.
+func (g *gcTrace) last() (count int, live int64, at time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.count, g.live, g.at
+}

@@ -1,0 +1,191 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// The latency scenario's cases: what one request asks for.
+const (
+	caseOne  = "1 event"  // demo/echo → :response, then :finish
+	caseFive = "5 events" // demo/count n=4 → 4 × :progress, :response, then :finish
+)
+
+// payload is the request body of every case and target.
+var payload = []byte(`{"hello":"world"}`)
+
+// latencyTarget is one case on one target: a round trip, and the
+// distributions of its first and last frame.
+type latencyTarget struct {
+	target, kase string
+	roundTrip    func() (roundTripResult, error)
+	first, last  *Latencies
+}
+
+var (
+	responderReady  = regexp.MustCompile(`responder ready`)
+	echoServerReady = regexp.MustCompile(`echo server listening (\S+)`)
+)
+
+// latencyRounds: the targets take turns, each for a fifth of its budget at
+// a time, so that a drift of the machine (another process, a warming
+// cache) spreads over all of them.
+const latencyRounds = 5
+
+// Latency measures one connection doing one request at a time, closed loop,
+// through the fabric and through three baselines started in the same run:
+// raw NATS request/reply over TCP to a plain responder, the same over
+// NATS's own WebSocket listener, and a plain WebSocket echo server (the
+// floor). Each target answers the same payload with 1 and with 5 replies;
+// the fabric adds its :finish, which is the "last" event of its rows. A
+// request's "first" and "last" are the times from its send to its first
+// and last frame (or message).
+func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
+	bin, err := fabricBinary(cfg)
+	if err != nil {
+		return nil, err
+	}
+	f, err := startFabric(ctx, bin, fabricOptions{durable: cfg.Durable})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, f.stop()) }()
+	settings := map[string]string{"warmup": cfg.Warmup.String()}
+	if cfg.Requests > 0 {
+		settings["requests"] = strconv.Itoa(cfg.Requests)
+	} else {
+		settings["duration"] = cfg.duration().String()
+	}
+	r := newReport("latency", cfg, f, settings)
+
+	if _, err := f.startExtra(ctx, "responder", responderReady, "bench", "responder", "--nats", f.natsURL); err != nil {
+		return nil, err
+	}
+	echoAddr, err := f.startExtra(ctx, "echo-server", echoServerReady, "bench", "echo-server", "--listen", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	fc, err := dialFabric(ctx, f.wsURL(), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer fc.closeNormal()
+	var ids atomic.Int64
+	fabricRT := func(typ, params string) func() (roundTripResult, error) {
+		return func() (roundTripResult, error) {
+			// Unique ids: a durable gateway runs each id once.
+			return fc.roundTrip(fmt.Appendf(nil, `{"type":%q,"id":"l%d","payload":%s}`, typ, ids.Add(1), params))
+		}
+	}
+	targets := []*latencyTarget{
+		{target: TargetFabric, kase: caseOne, roundTrip: fabricRT("demo/echo", string(payload))},
+		{target: TargetFabric, kase: caseFive, roundTrip: fabricRT("demo/count", `{"n":4}`)},
+	}
+	for _, b := range []struct{ name, url string }{{TargetNATSTCP, f.natsURL}, {TargetNATSWS, f.natsWSURL}} {
+		nc, err := dialNATS(b.url)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s baseline: %w", b.name, err)
+		}
+		defer nc.close()
+		targets = append(targets,
+			&latencyTarget{target: b.name, kase: caseOne, roundTrip: func() (roundTripResult, error) { return nc.roundTrip(baselineEcho, payload, 1) }},
+			&latencyTarget{target: b.name, kase: caseFive, roundTrip: func() (roundTripResult, error) { return nc.roundTrip(baselineCount, payload, countReplies) }})
+	}
+	for _, k := range []struct {
+		kase    string
+		replies int
+	}{{caseOne, 1}, {caseFive, countReplies}} {
+		ec, err := dialEcho(ctx, echoAddr, k.replies)
+		if err != nil {
+			return nil, fmt.Errorf("bench: echo baseline: %w", err)
+		}
+		defer ec.close()
+		targets = append(targets, &latencyTarget{target: TargetWSEcho, kase: k.kase, roundTrip: func() (roundTripResult, error) { return ec.roundTrip(payload) }})
+	}
+
+	if cfg.Warmup > 0 {
+		cfg.logf("latency: warming up for %s", cfg.Warmup)
+		for _, t := range targets {
+			if _, err := t.run(ctx, cfg.Warmup/time.Duration(len(targets)), 0, nil, nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	cfg.logf("latency: measuring %d cases × targets in %d rounds", len(targets), latencyRounds)
+	for _, t := range targets {
+		t.first, t.last = NewLatencies(), NewLatencies()
+	}
+	for round := range latencyRounds {
+		for _, t := range targets {
+			var d time.Duration
+			n := 0
+			if cfg.Requests > 0 {
+				// The requests split over the rounds; the last takes the rest.
+				n = cfg.Requests / latencyRounds
+				if round == latencyRounds-1 {
+					n = cfg.Requests - n*(latencyRounds-1)
+				}
+			} else {
+				d = cfg.duration() / latencyRounds
+			}
+			if _, err := t.run(ctx, d, n, t.first, t.last); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := f.alive(); err != nil {
+		return nil, err
+	}
+	for _, k := range []string{caseOne, caseFive} {
+		for _, which := range []string{"first", "last"} {
+			for _, t := range targets {
+				if t.kase != k {
+					continue
+				}
+				l := t.first
+				if which == "last" {
+					l = t.last
+				}
+				r.AddLatency(k, which, t.target, l.Summary())
+			}
+		}
+	}
+	r.ComputeRatios()
+	r.Notes = append(r.Notes,
+		"fabric rows: the last event is the request's :finish (1 event: :response + :finish; 5 events: 4 × :progress, :response, :finish)",
+		"baselines: the same payload answered with 1 or 5 messages; nats-tcp and nats-ws are nats.go request/reply (a publish with a reply subject) to a plain responder process")
+	return r, nil
+}
+
+// run does round trips one after another, for d or n times (whichever is
+// set), and records each in first and last (when not nil). A round trip
+// that fails is an error; one that ends in :error is recorded as a failure.
+func (t *latencyTarget) run(ctx context.Context, d time.Duration, n int, first, last *Latencies) (int, error) {
+	end := time.Now().Add(d)
+	done := 0
+	for ; n > 0 && done < n || n == 0 && time.Now().Before(end); done++ {
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
+		rt, err := t.roundTrip()
+		if err != nil {
+			return done, fmt.Errorf("bench: %s, %s: %w", t.target, t.kase, err)
+		}
+		if first == nil {
+			continue
+		}
+		if rt.failed {
+			first.Fail()
+			last.Fail()
+			continue
+		}
+		first.Record(rt.first)
+		last.Record(rt.last)
+	}
+	return done, nil
+}
