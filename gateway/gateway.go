@@ -44,6 +44,7 @@ type Gateway struct {
 	tracer      trace.Tracer
 	handler     http.Handler
 	pushAll     *nats.Subscription
+	subs        *dispatcher // delivers the sessions', users' and push.all subscriptions
 	store       *store // durable mode's; nil in core mode
 	stopRefresh context.CancelFunc
 	newConns    *rate.Limiter // ConnectionRate's; nil when unlimited
@@ -137,8 +138,13 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
 		go g.refreshSessions(ctx)
 		go g.watchReconnects(ctx)
 	}
-	g.pushAll, err = nc.Subscribe(space.PushAll(), g.onPushAll)
+	g.subs = newDispatcher()
+	g.pushAll, err = g.subs.subscribe(nc, space.PushAll(), "", g.onPushAll)
 	if err != nil {
+		g.subs.stop()
+		if g.stopRefresh != nil {
+			g.stopRefresh()
+		}
 		return nil, fmt.Errorf("gateway: subscribe %s: %w", space.PushAll(), err)
 	}
 	mux := http.NewServeMux()
@@ -323,7 +329,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.stopRefresh != nil {
 			g.stopRefresh()
 		}
-		_ = g.pushAll.Unsubscribe()
+		g.subs.unsubscribe(g.pushAll)
 		// Claims and stores in flight finish before the caller drains NATS:
 		// a claimed request of a released session is still published.
 		bgDone := make(chan struct{})
@@ -333,6 +339,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
+		g.subs.stop()
 	})
 	return err
 }

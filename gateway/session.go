@@ -168,7 +168,7 @@ func (g *Gateway) newSession(id, user string) (*session, error) {
 		{g.space.PushSession(id), s.onPush},
 		{g.space.Takeover(id), s.onTakeover},
 	} {
-		ns, err := g.nc.Subscribe(sub.subject, sub.handler)
+		ns, err := g.subs.subscribe(g.nc, sub.subject, id, sub.handler)
 		if err != nil {
 			s.end()
 			return nil, fmt.Errorf("gateway: subscribe %s: %w", sub.subject, err)
@@ -292,7 +292,7 @@ func (s *session) drop(end bool) {
 	s.subs = nil
 	s.mu.Unlock()
 	for _, sub := range subs {
-		_ = sub.Unsubscribe()
+		s.gw.subs.unsubscribe(sub)
 	}
 	g := s.gw
 	g.mu.Lock()
@@ -384,7 +384,7 @@ func (g *Gateway) addUserSession(s *session) error {
 	us := g.users[s.user]
 	if us == nil {
 		us = &userSubscription{sessions: make(map[*session]struct{})}
-		sub, err := g.nc.Subscribe(g.space.PushUser(s.user), func(m *nats.Msg) { g.onPushUser(us, m) })
+		sub, err := g.subs.subscribe(g.nc, g.space.PushUser(s.user), "user "+s.user, func(m *nats.Msg) { g.onPushUser(us, m) })
 		if err != nil {
 			return fmt.Errorf("gateway: subscribe user pushes: %w", err)
 		}
@@ -404,7 +404,7 @@ func (g *Gateway) removeUserSession(s *session) {
 	}
 	delete(us.sessions, s)
 	if len(us.sessions) == 0 {
-		_ = us.sub.Unsubscribe()
+		g.subs.unsubscribe(us.sub)
 		delete(g.users, s.user)
 	}
 }

@@ -100,6 +100,7 @@ type gatewayFlags struct {
 	durable        bool
 	durableCfg     gateway.DurableConfig
 	auth           authFlags
+	debugListen    *string
 
 	registryOnce sync.Once
 	registry     *prometheus.Registry // see metricsRegistry
@@ -132,6 +133,7 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.durableCfg.Storage, "durable-storage", "file", "with --durable: JetStream storage, file or memory")
 	fs.IntVar(&g.durableCfg.Replicas, "durable-replicas", 1, "with --durable: copies kept in a NATS cluster (1, 3 or 5)")
 	g.auth.register(fs)
+	g.debugListen = registerDebugListen(fs)
 }
 
 // devOrigins are the origins `fabric dev` allows by default: any page

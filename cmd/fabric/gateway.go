@@ -73,6 +73,11 @@ func runGateway(ctx context.Context, args []string) error {
 // the gateway's own (/ws, /healthz, /readyz, /metrics): `fabric dev`'s page.
 func serveGateway(ctx context.Context, nc *nats.Conn, gf *gatewayFlags, log *slog.Logger, site http.Handler, ready func(net.Addr)) error {
 	cfg := gf.config()
+	stopDebug, err := serveDebug(*gf.debugListen, log)
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
 	authCfg, authCloser, err := gf.auth.config(nc, gf.prefix, log)
 	if err != nil {
 		return err

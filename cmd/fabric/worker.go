@@ -32,6 +32,7 @@ func runWorker(ctx context.Context, args []string) error {
 	maxConcurrent := fs.Int("max-concurrent", workers.DefaultMaxConcurrent, "handlers running at once")
 	grace := fs.Duration("shutdown-grace", 30*time.Second, "time for handlers in flight to finish on SIGTERM")
 	metricsListen := fs.String("metrics-listen", "", "address of an HTTP listener serving /metrics and /healthz (default: none)")
+	debugListen := registerDebugListen(fs)
 	af.register(fs)
 	lf.register(fs, "json")
 	if _, err := parse(fs, args); err != nil {
@@ -68,6 +69,11 @@ func runWorker(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
+	stopDebug, err := serveDebug(*debugListen, log)
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
 	var opts []workers.Option
 	if *metricsListen != "" {
 		reg := newRegistry()
