@@ -45,7 +45,7 @@ type Gateway struct {
 	handler     http.Handler
 	pushAll     *nats.Subscription
 	subs        *dispatcher // delivers the sessions', users' and push.all subscriptions
-	store       *store // durable mode's; nil in core mode
+	store       *store      // durable mode's; nil in core mode
 	stopRefresh context.CancelFunc
 	newConns    *rate.Limiter // ConnectionRate's; nil when unlimited
 
