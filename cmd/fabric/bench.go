@@ -52,7 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "idle":
 		run = bench.Idle
 		fs.IntVar(&cfg.Conns, "conns", 10000, "connections")
-		fs.DurationVar(&cfg.GCWait, "gc-wait", 130*time.Second, "wait up to this long for a garbage collection in the gateway before sampling (it has no endpoint to force one; the runtime collects at least every 2 minutes); 0: sample at once")
+		fs.DurationVar(&cfg.GCWait, "gc-wait", 0, "instead of forcing a garbage collection in the gateway before sampling (through its --debug-listen), wait up to this long for one of the runtime's own (at least every 2 minutes)")
 	case "latency":
 		run = bench.Latency
 		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per case and target")

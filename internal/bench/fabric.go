@@ -73,6 +73,7 @@ type fabric struct {
 	nats, gateway, worker *child
 	natsURL, natsWSURL    string
 	gatewayAddr           string // host:port
+	debugAddr             string // the gateway's --debug-listen host:port
 	gatewayArgs           []string
 	gc                    gcTrace // the gateway's collections
 
@@ -86,6 +87,7 @@ type fabricOptions struct {
 }
 
 var (
+	debugListening   = regexp.MustCompile(`"msg":"debug listener on[^"]*","addr":"([^"]+)"`)
 	gatewayListening = topology.GatewayReady
 	natsReady        = topology.NATSReady
 	workerReady      = topology.WorkerReady
@@ -139,7 +141,9 @@ func startFabric(ctx context.Context, bin string, o fabricOptions) (_ *fabric, e
 		"--message-rate", "-1", "--connection-rate", "-1",
 		"--resume-secret", rand.Text(),
 		// Teardown is not measured: no drain, no hand-over.
-		"--drain-period", "-1s", "--handoff-timeout", "-1s", "--shutdown-grace", "5s"}
+		"--drain-period", "-1s", "--handoff-timeout", "-1s", "--shutdown-grace", "5s",
+		// pprof, on a listener of its own: heap?gc=1 forces a collection.
+		"--debug-listen", "127.0.0.1:0"}
 	if o.maxConns > 0 {
 		f.gatewayArgs = append(f.gatewayArgs, "--max-connections", strconv.Itoa(o.maxConns))
 	}
@@ -153,6 +157,9 @@ func startFabric(ctx context.Context, bin string, o fabricOptions) (_ *fabric, e
 		return nil, err
 	}
 	if f.gatewayAddr, err = f.gateway.await(ctx, gatewayListening); err != nil {
+		return nil, err
+	}
+	if f.debugAddr, err = f.gateway.await(ctx, debugListening); err != nil {
 		return nil, err
 	}
 	if err := f.gateway.poll(ctx, func() error { return topology.Get(f.httpURL()+"/readyz", nil) }); err != nil {

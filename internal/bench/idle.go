@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/seed82ac63c1/fabric/internal/topology"
 )
 
 // connsPerSource is how many connections leave from one 127.0.0.x address:
@@ -67,11 +69,11 @@ func (f *fabric) sample(ctx context.Context) (gatewaySample, error) {
 // goroutines per connection: the differences from a baseline taken before
 // connecting, divided by the connections.
 //
-// The gateway has no endpoint that forces a collection, so with
-// cfg.GCWait the scenario waits, up to that long, for a collection that
-// ends after the connections are made (the runtime forces one at least
-// every two minutes) and reads the live heap from the gateway's gctrace
-// line. Every figure is the smaller of two samples a second apart.
+// Before each sample it forces a garbage collection in the gateway (its
+// --debug-listen's /debug/pprof/heap?gc=1) and reads the live heap from the
+// gateway's gctrace line; with cfg.GCWait it waits, up to that long, for
+// the runtime's own collection instead. Every figure is the smaller of two
+// samples a second apart.
 func Idle(ctx context.Context, cfg Config) (_ *Report, err error) {
 	n := cfg.Conns
 	if n <= 0 {
@@ -98,6 +100,9 @@ func Idle(ctx context.Context, cfg Config) (_ *Report, err error) {
 		r.AddValue("gateway open files limit", float64(gwFiles), "")
 	}
 	if err := warmUp(ctx, cfg, f); err != nil {
+		return nil, err
+	}
+	if err := f.collect(ctx); err != nil {
 		return nil, err
 	}
 	_, baseLive, _ := f.gc.last()
@@ -161,7 +166,13 @@ func Idle(ctx context.Context, cfg Config) (_ *Report, err error) {
 	r.AddValue("connect rate", math.Round(float64(connected)/opened.Seconds()), "conns/s")
 
 	gcSeen := false
-	if cfg.GCWait > 0 {
+	if cfg.GCWait <= 0 {
+		if err := f.collect(ctx); err != nil {
+			return nil, err
+		}
+		gcSeen = true
+		r.Notes = append(r.Notes, "sampled after a garbage collection forced in the gateway (/debug/pprof/heap?gc=1)")
+	} else {
 		cfg.logf("idle: waiting up to %s for a garbage collection in the gateway", cfg.GCWait)
 		waitStart := time.Now()
 		gcSeen, err = f.awaitGC(ctx, waitStart.Add(time.Second), cfg.GCWait)
@@ -231,6 +242,20 @@ func openIdle(ctx context.Context, url string, src net.IP, i int, connect, echo 
 	}
 	echo.Record(rt.last)
 	return c, nil
+}
+
+// collect forces a garbage collection in the gateway and waits for its
+// gctrace line.
+func (f *fabric) collect(ctx context.Context) error {
+	since := time.Now()
+	if err := topology.Get("http://"+f.debugAddr+"/debug/pprof/heap?gc=1", nil); err != nil {
+		return fmt.Errorf("bench: force a collection in the gateway: %w", err)
+	}
+	ok, err := f.awaitGC(ctx, since, 10*time.Second)
+	if err == nil && !ok {
+		err = errors.New("bench: the gateway logged no collection after /debug/pprof/heap?gc=1")
+	}
+	return err
 }
 
 // awaitGC waits until the gateway has logged a collection that ended after
