@@ -17,8 +17,7 @@ import (
 	"github.com/seed82ac63c1/fabric/subjects"
 )
 
-// maxKeptReadBuffer is the largest read buffer a connection keeps between
-// frames.
+// maxKeptReadBuffer is the largest frame buffer kept for reuse.
 const maxKeptReadBuffer = 64 << 10
 
 // closeGrace bounds the wait for the client's answer to our close frame, and
@@ -50,7 +49,7 @@ type conn struct {
 	countedUser string
 
 	dec        protocol.FrameDecoder
-	rbuf       bytes.Buffer
+	rbuf       *bytes.Buffer // the frame being handled; nil between frames (reader only)
 	peerClosed bool // the client's close frame arrived (reader only)
 
 	// The message rate (reader only): limiter is nil when unlimited;
@@ -110,17 +109,19 @@ func (c *conn) readNext(deadline time.Duration, onTimeout protocol.CloseCode, ti
 		return false
 	}
 	if err == nil {
-		c.rbuf.Reset()
+		c.rbuf = readBuffers.Get().(*bytes.Buffer)
 		_, err = c.rbuf.ReadFrom(r)
 	}
 	if err == nil {
 		c.gw.metrics.bytesIn.Add(float64(c.rbuf.Len()))
 		if !utf8.Valid(c.rbuf.Bytes()) { // RFC 6455 §8.1: fail the connection
+			c.releaseRead()
 			c.close(protocol.CloseInvalidUTF8, "text frame is not valid UTF-8")
 			return false
 		}
 		return true
 	}
+	c.releaseRead()
 	var ce *websocket.CloseError
 	var ne net.Error
 	switch {
@@ -137,6 +138,23 @@ func (c *conn) readNext(deadline time.Duration, onTimeout protocol.CloseCode, ti
 	return false
 }
 
+// readBuffers holds the buffers frames are read into. A connection holds
+// one only while it handles a frame: an idle connection holds none.
+var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// releaseRead returns the frame buffer to readBuffers, unless a rare large
+// frame grew it past maxKeptReadBuffer.
+func (c *conn) releaseRead() {
+	if c.rbuf == nil {
+		return
+	}
+	if c.rbuf.Cap() <= maxKeptReadBuffer {
+		c.rbuf.Reset()
+		readBuffers.Put(c.rbuf)
+	}
+	c.rbuf = nil
+}
+
 // hello reads the first frame, which must be sys/hello, opens or resumes the
 // session and sends sys/welcome.
 func (c *conn) hello() bool {
@@ -145,10 +163,12 @@ func (c *conn) hello() bool {
 	}
 	f, err := c.dec.Decode(c.rbuf.Bytes())
 	if err != nil || f.Type != protocol.TypeHello {
+		c.releaseRead()
 		c.close(protocol.CloseProtocol, "the first frame must be sys/hello")
 		return false
 	}
-	h, err := protocol.DecodeHello(f.Payload)
+	h, err := protocol.DecodeHello(f.Payload) // copies what it keeps
+	c.releaseRead()
 	if err != nil {
 		c.close(protocol.CloseProtocol, "invalid sys/hello payload")
 		return false
@@ -178,13 +198,12 @@ func (c *conn) hello() bool {
 func (c *conn) readFrames() {
 	idle := 2 * c.gw.cfg.PingInterval
 	for c.readNext(idle, protocol.ClosePingTimeout, "no frame for two ping intervals") {
-		if c.stopping.Load() {
-			continue // closing: read only to see the client's close frame
+		if !c.stopping.Load() { // closing: read only to see the client's close frame
+			// A request's payload goes to NATS before handleFrame returns
+			// (durable mode copies it): the buffer is free after it.
+			c.handleFrame(c.rbuf.Bytes())
 		}
-		c.handleFrame(c.rbuf.Bytes())
-		if c.rbuf.Cap() > maxKeptReadBuffer {
-			c.rbuf = bytes.Buffer{} // don't hold a rare large frame's buffer for the connection's life
-		}
+		c.releaseRead()
 	}
 	c.drain()
 }

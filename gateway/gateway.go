@@ -64,6 +64,11 @@ type Gateway struct {
 	shutdownOnce sync.Once
 }
 
+// readBufferSize is each connection's read buffer: most frames fit in it,
+// and a larger one is read into the frame's own buffer. It stays allocated
+// while the connection idles, so it is kept small.
+const readBufferSize = 1024
+
 // New returns a gateway that publishes requests on nc. The caller owns nc and
 // drains it after [Gateway.Shutdown].
 func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
@@ -110,7 +115,7 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
 		Subprotocols:      []string{protocol.Subprotocol},
 		CheckOrigin:       g.checkOrigin,
 		EnableCompression: false, // a read limit would not bound decompressed bytes
-		ReadBufferSize:    4096,
+		ReadBufferSize:    readBufferSize,
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
 	}

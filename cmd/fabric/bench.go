@@ -52,6 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "idle":
 		run = bench.Idle
 		fs.IntVar(&cfg.Conns, "conns", 10000, "connections")
+		fs.StringVar(&cfg.Profile, "profile", "", "save the gateway's heap and goroutine profiles, with the connections open, in this directory (go tool pprof reads them)")
 		fs.DurationVar(&cfg.GCWait, "gc-wait", 0, "instead of forcing a garbage collection in the gateway before sampling (through its --debug-listen), wait up to this long for one of the runtime's own (at least every 2 minutes)")
 	case "latency":
 		run = bench.Latency

@@ -39,6 +39,9 @@ type Config struct {
 	// after the connections are made (the runtime forces a collection
 	// every 2 minutes); 0 means no wait.
 	GCWait time.Duration
+	// Profile, when not empty, is a directory where idle saves the
+	// gateway's heap and goroutine profiles with the connections open.
+	Profile string
 	// Log receives progress lines; nil means none.
 	Log io.Writer
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -191,6 +193,12 @@ func Idle(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if err := f.alive(); err != nil {
 		return nil, err
 	}
+	if cfg.Profile != "" {
+		if err := f.saveProfiles(cfg.Profile); err != nil {
+			return nil, err
+		}
+		r.Notes = append(r.Notes, "the gateway's profiles with the connections open: "+cfg.Profile)
+	}
 	r.Errors += dropped.Load()
 	per := func(after, before float64) float64 {
 		if connected == 0 {
@@ -242,6 +250,28 @@ func openIdle(ctx context.Context, url string, src net.IP, i int, connect, echo 
 	}
 	echo.Record(rt.last)
 	return c, nil
+}
+
+// saveProfiles saves the gateway's heap and goroutine profiles in dir.
+func (f *fabric) saveProfiles(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{"heap", "goroutine"} {
+		resp, err := topology.MonitorClient.Get("http://" + f.debugAddr + "/debug/pprof/" + name)
+		if err != nil {
+			return fmt.Errorf("bench: %s profile: %w", name, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("bench: %s profile: %w", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "gateway-"+name+".pb.gz"), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // collect forces a garbage collection in the gateway and waits for its
