@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -444,7 +443,7 @@ func TestCrossSiteHijackingRefused(t *testing.T) {
 // No log line, at any level, carries a token or a part of one: not on a
 // refused hello, an accepted one, a header token, or a refresh.
 func TestAuthNeverLogsTokens(t *testing.T) {
-	var logs syncBuffer
+	var logs fabrictest.SyncBuffer
 	j, err := auth.NewJWT(auth.JWTConfig{HMACSecret: jwtSecret, Issuer: "test-issuer"})
 	if err != nil {
 		t.Fatal(err)
@@ -477,48 +476,5 @@ func TestAuthNeverLogsTokens(t *testing.T) {
 				t.Errorf("a log line carries part of a token (%q):\n%s", part, out)
 			}
 		}
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the gateway's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// A token expired longer ago than the refresh grace is refused, though the
-// authenticator's clock-skew leeway (30 s by default) accepts it: the
-// connection could not live.
-func TestAuthExpiredBeyondGraceRefused(t *testing.T) {
-	j, err := auth.NewJWT(auth.JWTConfig{HMACSecret: jwtSecret}) // default leeway
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := fabrictest.Start(t, gateway.Config{Auth: &gateway.AuthConfig{Authenticator: j, RefreshGrace: 300 * time.Millisecond}})
-	ws := fabrictest.Dial(t, f.Gateway.URL)
-	ws.Send(map[string]any{"type": protocol.TypeHello, "payload": map[string]any{"token": token(t, "alice", -10*time.Second, nil)}})
-	_, _, err = ws.Conn.ReadMessage()
-	if err == nil || !strings.Contains(err.Error(), "4502") || !strings.Contains(err.Error(), "expired") {
-		t.Fatalf("want close 4502 token expired, got %v", err)
-	}
-	ok := fabrictest.Dial(t, f.Gateway.URL)
-	if w := ok.Hello(map[string]any{"token": token(t, "alice", time.Hour, nil)}); w.User != "alice" {
-		t.Fatalf("welcome %+v", w)
-	}
-	m := refresh(ok, "r1", token(t, "alice", -10*time.Second, nil))
-	if m.Type != protocol.TypeError || !strings.Contains(string(m.Payload), "expired") {
-		t.Fatalf("refresh with a token expired beyond the grace: %+v", m)
 	}
 }

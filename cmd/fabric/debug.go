@@ -33,8 +33,16 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Warn("debug listener on: profiles at /debug/pprof/; keep it off public networks", "addr", ln.Addr().String())
+	return serveHTTP(ln, mux, "debug", log), nil
+}
+
+// serveHTTP serves handler on ln until the returned stop is called, which
+// shuts the server down (5 s at most) and waits for it. what names the
+// server in its log lines.
+func serveHTTP(ln net.Listener, handler http.Handler, what string, log *slog.Logger) (stop func()) {
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -42,14 +50,15 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			log.Error("debug server stopped", "err", err)
+			log.Error(what+" server stopped", "err", err)
 		}
 	}()
-	log.Warn("debug listener on: profiles at /debug/pprof/; keep it off public networks", "addr", ln.Addr().String())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Warn(what+" server shutdown incomplete", "err", err)
+		}
 		<-done
-	}, nil
+	}
 }

@@ -104,27 +104,8 @@ func serveMetrics(addr string, reg *prometheus.Registry, nc *nats.Conn, log *slo
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
-		}
-	}()
 	log.Info("metrics listening", "addr", ln.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			log.Warn("metrics server shutdown incomplete", "err", err)
-		}
-		<-done
-	}, nil
+	return serveHTTP(ln, mux, "metrics", log), nil
 }
 
 // agentFlags choose which agents a worker serves, and at what pace.
