@@ -50,7 +50,7 @@ type conn struct {
 
 	dec        protocol.FrameDecoder
 	rbuf       *bytes.Buffer // the frame being handled; nil between frames (reader only)
-	peerClosed bool // the client's close frame arrived (reader only)
+	peerClosed bool          // the client's close frame arrived (reader only)
 
 	// The message rate (reader only): limiter is nil when unlimited;
 	// refused counts the frames refused since refusedSince.
