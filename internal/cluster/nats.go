@@ -85,14 +85,13 @@ func (c *Cluster) startNATS(bin string, dirs []string) {
 	c.WaitNATS()
 }
 
-// startNodes starts every node; on an error it kills those it started.
+// startNodes starts every node; on an error it abandons those it started,
+// the one that failed included.
 func (c *Cluster) startNodes() error {
 	for i, n := range c.NATS {
 		if err := n.start(); err != nil {
 			for _, m := range c.NATS[:i+1] {
-				if m.Running() {
-					m.Kill()
-				}
+				m.abandon()
 			}
 			return err
 		}

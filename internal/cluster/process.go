@@ -193,6 +193,17 @@ func (p *Process) Kill() {
 	p.WaitExit()
 }
 
+// abandon ends a start that failed: the process is killed if it runs, and
+// its exit, whether asked for or its own (a port taken), is not an error.
+func (p *Process) abandon() {
+	p.mu.Lock()
+	p.ending = true
+	p.mu.Unlock()
+	if p.Running() {
+		p.Kill()
+	}
+}
+
 // Term sends SIGTERM and waits for the process to exit: it drains first.
 func (p *Process) Term() {
 	p.c.t.Helper()
