@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/seed82ac63c1/fabric/gateway"
 	"github.com/seed82ac63c1/fabric/internal/fabrictest"
 	"github.com/seed82ac63c1/fabric/subjects"
 )
@@ -342,7 +343,9 @@ func TestNATSFailureLosesNothingSilently(t *testing.T) {
 // the request timeout outlasts that (the default 30s does; the workers'
 // silence meanwhile is indistinguishable from a frozen worker's).
 func TestNATSNodeFrozen(t *testing.T) {
-	c := Start(t, Options{Gateways: 1, Workers: 2, RequestTimeout: 10 * time.Second,
+	// The default request timeout: 10 s can end before a frozen stream
+	// leader is noticed (4–6 s) and replaced (2–9 s).
+	c := Start(t, Options{Gateways: 1, Workers: 2, RequestTimeout: gateway.DefaultRequestTimeout,
 		GatewayArgs: []string{"--durable", "--durable-replicas", "3", "--durable-storage", "memory"}})
 	node := c.Gateways[0].NATSNode()
 	var recs []*Client
