@@ -73,7 +73,7 @@ bench:
 BENCH_OUT ?= bench-results
 
 .PHONY: bench-load
-## bench-load: `fabric bench` idle (10,000 connections), latency and storm, core and durable; tables on stdout, JSON in $(BENCH_OUT)/
+## bench-load: `fabric bench` idle (10,000 connections), latency, storm, throughput and resume (1,000 clients), core and durable; tables on stdout, JSON in $(BENCH_OUT)/
 bench-load: build
 	mkdir -p $(BENCH_OUT)
 	for mode in core durable; do \
@@ -81,6 +81,8 @@ bench-load: build
 		bin/fabric bench latency $$flags --json $(BENCH_OUT)/latency-$$mode.json || exit 1; \
 		bin/fabric bench storm $$flags --json $(BENCH_OUT)/storm-$$mode.json || exit 1; \
 		bin/fabric bench idle $$flags --json $(BENCH_OUT)/idle-$$mode.json || exit 1; \
+		bin/fabric bench throughput $$flags --json $(BENCH_OUT)/throughput-$$mode.json || exit 1; \
+		bin/fabric bench resume $$flags --json $(BENCH_OUT)/resume-$$mode.json || exit 1; \
 	done
 
 ## fuzz: each fuzz target for FUZZTIME (20s); fuzz-short, in make test, for 5s each

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/seed82ac63c1/fabric/internal/bench"
@@ -23,6 +25,13 @@ child processes of this binary, and measures them from this process):
             (demo/count n=4): first and last event, against raw NATS over TCP,
             NATS over WebSocket and a plain WebSocket echo, in the same run
   storm     new connections per second with hello/welcome, at --rate
+  throughput
+            16, 64 and 256 connections, each keeping 8 requests of demo/count
+            n=4 in flight: saturation events/s, latency and gateway CPU per
+            million events, against NATS over WebSocket; then fixed rates, open
+            loop: the highest with p99 < 10 ms
+  resume    N clients streaming through 2 gateways; SIGKILL one: time to
+            reconnect and resume on the other, events lost and duplicated
 
 Run "fabric bench SCENARIO -h" for its flags.
 `
@@ -62,6 +71,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		run = bench.Storm
 		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time")
 		fs.Float64Var(&cfg.Rate, "rate", 500, "new connections per second")
+	case "throughput":
+		run = bench.Throughput
+		cfg.ConnCounts = []int{16, 64, 256}
+		fs.Func("conns", "comma-separated connection counts, one saturation phase each (default 16,64,256)", func(s string) (err error) {
+			cfg.ConnCounts, err = parseList(s, strconv.Atoi)
+			return err
+		})
+		fs.IntVar(&cfg.Window, "window", 8, "requests in flight per connection at saturation")
+		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per connection count and target")
+		fs.Func("rate", "comma-separated fixed rates to offer, in events/s (default: steps of a tenth of the saturation rate until p99 ≥ 10ms)", func(s string) (err error) {
+			cfg.Rates, err = parseList(s, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
+			return err
+		})
+		fs.IntVar(&cfg.RateConns, "rate-conns", 64, "connections of the fixed rates")
+		fs.DurationVar(&cfg.RateDuration, "rate-duration", 3*time.Second, "measured time per fixed rate")
+	case "resume":
+		run = bench.Resume
+		fs.IntVar(&cfg.Clients, "clients", 1000, "streaming clients, over 2 gateways")
+		fs.DurationVar(&cfg.Backoff, "backoff", 0, "a moved client waits a random time up to this before it reconnects")
+		fs.IntVar(&cfg.Events, "events", 40, "events per stream (demo/count n)")
+		fs.DurationVar(&cfg.Interval, "interval", 100*time.Millisecond, "time between a stream's events")
 	default:
 		fmt.Fprintf(stderr, "fabric bench: unknown scenario %q\n\n%s", scenario, benchUsage)
 		return exitError(2)
@@ -84,6 +114,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return err
+}
+
+// parseList parses a comma-separated list of positive numbers.
+func parseList[T int | float64](s string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := parse(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		if v <= 0 {
+			return nil, fmt.Errorf("%v: not positive", v)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // runBenchResponder is `fabric bench responder`, the NATS baselines'

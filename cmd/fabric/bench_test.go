@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -99,6 +100,48 @@ func TestBenchStorm(t *testing.T) {
 		t.Errorf("achieved rate %v", v)
 	}
 	if len(r.Latencies) != 1 || r.Latencies[0].Count != 50 {
+		t.Errorf("latencies: %+v", r.Latencies)
+	}
+}
+
+// TestBenchThroughput: 4 connections for a second on each target, and one
+// fixed rate.
+func TestBenchThroughput(t *testing.T) {
+	t.Parallel()
+	r := runBenchScenario(t, "throughput", "--conns", "4", "--duration", "1s", "--warmup", "200ms",
+		"--rate", "600", "--rate-conns", "4", "--rate-duration", "500ms")
+	for _, name := range []string{"fabric 4 conns: events/s", "fabric 4 conns: requests/s", "nats-ws 4 conns: replies/s",
+		"4 conns: fabric events/s ÷ nats-ws replies/s", "fabric 4 conns: gateway CPU per million events"} {
+		if v, ok := r.Value(name); !ok || v <= 0 {
+			t.Errorf("%s: %v", name, v)
+		}
+	}
+	events, _ := r.Value("fabric 4 conns: events/s")
+	requests, _ := r.Value("fabric 4 conns: requests/s")
+	if math.Abs(events/requests-6) > 0.1 {
+		t.Errorf("%v events/s for %v requests/s: want 6 events per request", events, requests)
+	}
+	if v, ok := r.Value("600 events/s offered: achieved"); !ok || v <= 0 {
+		t.Errorf("achieved at a fixed rate: %v", v)
+	}
+	if len(r.Latencies) != 3 {
+		t.Errorf("latencies: %+v", r.Latencies)
+	}
+}
+
+// TestBenchResume: 20 durable clients, half of them on the gateway that is
+// killed: they resume on the other and lose nothing.
+func TestBenchResume(t *testing.T) {
+	t.Parallel()
+	r := runBenchScenario(t, "resume", "--durable", "--clients", "20", "--events", "20", "--interval", "50ms", "--warmup", "0")
+	want := map[string]float64{"clients moved (their gateway killed)": 10, "sessions resumed": 10,
+		"events received": 20 * 22, "events lost": 0, "events duplicated": 0}
+	for name, w := range want {
+		if v, ok := r.Value(name); !ok || v != w {
+			t.Errorf("%s: %v, want %v", name, v, w)
+		}
+	}
+	if len(r.Latencies) != 2 {
 		t.Errorf("latencies: %+v", r.Latencies)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,8 +27,9 @@ type child struct {
 	cmd  *exec.Cmd
 	out  *lineLog
 
-	done chan struct{} // closed once it has exited
-	err  error         // its exit, once done
+	done   chan struct{} // closed once it has exited
+	err    error         // its exit, once done
+	killed atomic.Bool   // by kill: its exit is no failure
 }
 
 // startChild starts bin with args as name; env is added to the benchmark's
@@ -85,8 +87,20 @@ func (c *child) poll(ctx context.Context, ok func() error) error {
 	}
 }
 
-// exited returns an error if the child is no longer running.
+// kill sends SIGKILL, as a crash would, and waits for the exit; exited
+// then reports nothing.
+func (c *child) kill() {
+	c.killed.Store(true)
+	_ = c.cmd.Process.Kill()
+	<-c.done
+}
+
+// exited returns an error if the child is no longer running, unless it
+// was killed.
 func (c *child) exited() error {
+	if c.killed.Load() {
+		return nil
+	}
 	select {
 	case <-c.done:
 		return fmt.Errorf("bench: %s exited during the run (%v)\n%s", c.name, c.err, c.out.tail())

@@ -4,10 +4,10 @@
 // a demo worker (`fabric worker --demo`) — from a process of its own, so
 // that what it measures is the gateway and not the load generator.
 //
-// A scenario ([Idle], [Latency], [Storm]) returns a [Report]: latencies as
-// percentiles of raw samples kept in HDR histograms ([Latencies]), plain
-// values (bytes per connection, connections per second), the settings, and
-// the machine it ran on ([DescribeMachine]). [Report.WriteTable] prints it
+// A scenario ([Idle], [Latency], [Storm], [Throughput], [Resume]) returns a
+// [Report]: latencies as percentiles of raw samples kept in HDR histograms
+// ([Latencies]), plain values (bytes per connection, connections per
+// second), the settings, and the machine it ran on ([DescribeMachine]). [Report.WriteTable] prints it
 // for people, and encoding/json writes it for tools.
 //
 // The latency scenario runs its baselines in the same run, from the same
@@ -15,6 +15,11 @@
 // child: `fabric bench responder`), the same over NATS's own WebSocket
 // listener, and a plain WebSocket echo server ([ServeEcho], a child:
 // `fabric bench echo-server`) as the floor.
+//
+// Throughput compares the fabric's saturation with the NATS-WebSocket
+// baseline's, at the same connections and requests in flight; Resume
+// starts a second gateway (sharing the first's resume secret), kills the
+// first and follows its clients to the other.
 //
 // A scenario runs alone: its children and temporary directory live for one
 // call and are stopped and removed before it returns, on success or not.

@@ -42,6 +42,27 @@ type Config struct {
 	// Profile, when not empty, is a directory where idle saves the
 	// gateway's heap and goroutine profiles with the connections open.
 	Profile string
+	// ConnCounts are throughput's numbers of connections, one measured
+	// phase each; nil means 16, 64 and 256.
+	ConnCounts []int
+	// Window is throughput's requests in flight per connection; 0 means 8.
+	Window int
+	// Rates are throughput's fixed offered rates, in events per second;
+	// nil means a search, in steps of a tenth of the saturation rate.
+	Rates []float64
+	// RateConns is the connections of throughput's fixed rates; 0 means 64.
+	RateConns int
+	// RateDuration is the measured time of each fixed rate; 0 means 3s.
+	RateDuration time.Duration
+	// Clients is resume's number of streaming clients; 0 means 1000.
+	Clients int
+	// Backoff is resume's cap on a client's wait before it reconnects: each
+	// waits a random time up to it; 0 means none, at once.
+	Backoff time.Duration
+	// Events is resume's events per stream (demo/count n); 0 means 40.
+	Events int
+	// Interval is resume's time between a stream's events; 0 means 100ms.
+	Interval time.Duration
 	// Log receives progress lines; nil means none.
 	Log io.Writer
 }
@@ -76,9 +97,14 @@ type fabric struct {
 	nats, gateway, worker *child
 	natsURL, natsWSURL    string
 	gatewayAddr           string // host:port
-	debugAddr             string // the gateway's --debug-listen host:port
-	gatewayArgs           []string
-	gc                    gcTrace // the gateway's collections
+	// peer is the second gateway, when fabricOptions.peer asks for one:
+	// the same NATS and arguments (the same --resume-secret), so that
+	// each resumes the other's sessions.
+	peer        *child
+	peerAddr    string // host:port
+	debugAddr   string // the gateway's --debug-listen host:port
+	gatewayArgs []string
+	gc          gcTrace // the gateway's collections
 
 	extra []*child // baselines' children, stopped first
 }
@@ -86,7 +112,10 @@ type fabric struct {
 // fabricOptions shape a fabric.
 type fabricOptions struct {
 	durable  bool
-	maxConns int // the gateway's --max-connections; 0 means its default
+	maxConns int  // the gateway's --max-connections; 0 means its default
+	peer     bool // start a second gateway (fabric.peer)
+	// handlers is the worker's --max-concurrent; 0 means 1024.
+	handlers int
 }
 
 var (
@@ -129,8 +158,12 @@ func startFabric(ctx context.Context, bin string, o fabricOptions) (_ *fabric, e
 	if err := f.nats.poll(ctx, func() error { return node.Monitor("/healthz", nil) }); err != nil {
 		return nil, err
 	}
+	handlers := o.handlers
+	if handlers <= 0 {
+		handlers = 1024
+	}
 	f.worker, err = startChild("worker", bin, nil, nil, "worker", "--nats", f.natsURL, "--demo", "--log-format", "json",
-		"--max-concurrent", "1024", "--shutdown-grace", "2s")
+		"--max-concurrent", strconv.Itoa(handlers), "--shutdown-grace", "2s")
 	if err != nil {
 		return nil, err
 	}
@@ -168,14 +201,27 @@ func startFabric(ctx context.Context, bin string, o fabricOptions) (_ *fabric, e
 	if err := f.gateway.poll(ctx, func() error { return topology.Get(f.httpURL()+"/readyz", nil) }); err != nil {
 		return nil, err
 	}
-	return f, f.gateway.poll(ctx, f.probe)
+	if err := f.gateway.poll(ctx, func() error { return f.probe(f.wsURL()) }); err != nil {
+		return nil, err
+	}
+	if !o.peer {
+		return f, nil
+	}
+	if f.peer, err = startChild("peer gateway", bin, nil, nil, f.gatewayArgs...); err != nil {
+		return nil, err
+	}
+	if f.peerAddr, err = f.peer.await(ctx, gatewayListening); err != nil {
+		return nil, err
+	}
+	return f, f.peer.poll(ctx, func() error { return f.probe(f.peerWSURL()) })
 }
 
-// probe sends one demo/echo through the gateway: nil once it is answered.
-func (f *fabric) probe() error {
+// probe sends one demo/echo through the gateway at url: nil once it is
+// answered.
+func (f *fabric) probe(url string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := dialFabric(ctx, f.wsURL(), nil)
+	c, err := dialFabric(ctx, url, nil)
 	if err != nil {
 		return err
 	}
@@ -189,6 +235,8 @@ func (f *fabric) probe() error {
 
 func (f *fabric) wsURL() string   { return "ws://" + f.gatewayAddr + "/ws" }
 func (f *fabric) httpURL() string { return "http://" + f.gatewayAddr }
+
+func (f *fabric) peerWSURL() string { return "ws://" + f.peerAddr + "/ws" }
 
 // startExtra starts a baseline's child of this fabric's binary and waits
 // until its output matches ready; it returns the last submatch.
@@ -204,7 +252,7 @@ func (f *fabric) startExtra(ctx context.Context, name string, ready *regexp.Rege
 // alive returns an error if a child has exited.
 func (f *fabric) alive() error {
 	var errs []error
-	for _, c := range append([]*child{f.nats, f.worker, f.gateway}, f.extra...) {
+	for _, c := range append([]*child{f.nats, f.worker, f.gateway, f.peer}, f.extra...) {
 		if c != nil {
 			errs = append(errs, c.exited())
 		}
@@ -212,11 +260,11 @@ func (f *fabric) alive() error {
 	return errors.Join(errs...)
 }
 
-// stop stops the baselines, the gateway, the worker and NATS, in that
+// stop stops the baselines, the gateways, the worker and NATS, in that
 // order, and removes the temporary directory.
 func (f *fabric) stop() error {
 	var errs []error
-	for _, c := range append(f.extra, f.gateway, f.worker, f.nats) {
+	for _, c := range append(f.extra, f.peer, f.gateway, f.worker, f.nats) {
 		if c != nil {
 			errs = append(errs, c.stop(10*time.Second))
 		}

@@ -43,20 +43,27 @@ func dialer(local net.IP, subprotocols ...string) *websocket.Dialer {
 // dialFabric connects to a gateway's url from local, sends sys/hello and
 // reads the welcome.
 func dialFabric(ctx context.Context, url string, local net.IP) (*wsConn, error) {
+	c, _, err := dialHello(ctx, url, local, helloFrame)
+	return c, err
+}
+
+// dialHello connects to a gateway's url from local, sends hello and
+// returns the sys/welcome frame.
+func dialHello(ctx context.Context, url string, local net.IP, hello []byte) (*wsConn, []byte, error) {
 	ws, resp, err := dialer(local, "fabric.v1").DialContext(ctx, url, nil)
 	if err != nil {
 		if resp != nil {
 			err = fmt.Errorf("%w (HTTP %s)", err, resp.Status)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	c := &wsConn{ws: ws}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ws.SetReadDeadline(dl)
 	}
-	if err := ws.WriteMessage(websocket.TextMessage, helloFrame); err != nil {
+	if err := ws.WriteMessage(websocket.TextMessage, hello); err != nil {
 		c.close()
-		return nil, err
+		return nil, nil, err
 	}
 	_, msg, err := ws.ReadMessage()
 	if err == nil && frameType(msg) != "sys/welcome" {
@@ -65,9 +72,9 @@ func dialFabric(ctx context.Context, url string, local net.IP) (*wsConn, error) 
 	_ = ws.SetReadDeadline(time.Time{})
 	if err != nil {
 		c.close()
-		return nil, err
+		return nil, nil, err
 	}
-	return c, nil
+	return c, msg, nil
 }
 
 // roundTripResult is when a request's first and last frames arrived after
@@ -143,6 +150,26 @@ func (c *wsConn) closeNormal() {
 }
 
 func (c *wsConn) close() { _ = c.ws.Close() }
+
+// frameID returns the "id" of a frame of type typ, which the gateway
+// writes right after the type; "" if it does not.
+func frameID(msg []byte, typ string) string {
+	const prefix = `{"type":"`
+	const sep = `","id":"`
+	if len(msg) < len(prefix)+len(typ) {
+		return ""
+	}
+	rest := msg[len(prefix)+len(typ):]
+	if !bytes.HasPrefix(rest, []byte(sep)) {
+		return ""
+	}
+	rest = rest[len(sep):]
+	i := bytes.IndexByte(rest, '"')
+	if i < 0 {
+		return ""
+	}
+	return string(rest[:i])
+}
 
 // frameType returns a frame's "type". The gateway writes it first; a
 // frame that does not start with it is not one of the gateway's.
