@@ -385,12 +385,8 @@ func (c *conn) writeLoop() {
 		c.wmu.Unlock()
 
 		written := 0
-		for i, frame := range batch {
-			if c.stopping.Load() {
-				break
-			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		if !c.stopping.Load() {
+			if err := c.writeFrames(batch); err != nil {
 				// A close frame cannot follow a frame cut short: the client
 				// sees the connection drop (1006) and reconnects.
 				c.logger().Warn("write failed; dropping the connection", "err", err, "write_timeout", c.gw.cfg.WriteTimeout.String())
@@ -400,16 +396,95 @@ func (c *conn) writeLoop() {
 				c.wmu.Unlock()
 				return
 			}
-			written += len(frame)
-			batch[i] = nil
+			for _, frame := range batch {
+				written += len(frame)
+			}
 		}
 		c.gw.metrics.bytesOut.Add(float64(written))
 		c.wmu.Lock()
-		c.queued -= written
+		c.queued -= sizeOf(batch)
 		clear(batch)
 		c.spare = batch[:0]
 		c.wmu.Unlock()
 	}
+}
+
+// writeFrames writes each of frames as one WebSocket text frame, all with
+// one writev system call (net.Buffers): under load a batch holds many
+// frames, and a write per frame was most of the gateway's CPU. The frames
+// go to the socket directly, not through gorilla's writer: server frames
+// are unmasked and uncompressed, so a frame is a 2–10 byte header and the
+// payload. gorilla writes only control frames (pong, close), each with one
+// write call, which the socket serializes with this one.
+func (c *conn) writeFrames(frames [][]byte) error {
+	v := writeVectors.Get().(*writeVector)
+	defer v.release()
+	for _, f := range frames {
+		v.hdrs = appendFrameHeader(v.hdrs, len(f))
+	}
+	off := 0
+	for _, f := range frames {
+		n := frameHeaderLen(len(f))
+		v.bufs = append(v.bufs, v.hdrs[off:off+n], f)
+		off += n
+	}
+	nc := c.ws.NetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
+	wb := v.bufs // WriteTo consumes its copy
+	_, err := wb.WriteTo(nc)
+	return err
+}
+
+// writeVector is a batch's frame headers and writev vector, pooled so that
+// neither stays with an idle connection.
+type writeVector struct {
+	hdrs []byte
+	bufs net.Buffers
+}
+
+var writeVectors = sync.Pool{New: func() any { return new(writeVector) }}
+
+func (v *writeVector) release() {
+	if cap(v.bufs) > 4096 { // a rare huge batch: let it go
+		return
+	}
+	clear(v.bufs)
+	v.hdrs, v.bufs = v.hdrs[:0], v.bufs[:0]
+	writeVectors.Put(v)
+}
+
+// appendFrameHeader appends the header of an unmasked, final text frame of
+// n payload bytes (RFC 6455 §5.2).
+func appendFrameHeader(b []byte, n int) []byte {
+	const finText = 0x80 | 0x1
+	switch {
+	case n < 126:
+		return append(b, finText, byte(n))
+	case n <= 0xFFFF:
+		return append(b, finText, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, finText, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+// frameHeaderLen is the length of appendFrameHeader's header for n bytes.
+func frameHeaderLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xFFFF:
+		return 4
+	default:
+		return 10
+	}
+}
+
+func sizeOf(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
 }
 
 func (c *conn) setCloseCode(code protocol.CloseCode) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -272,6 +273,28 @@ func (f *fabric) saveProfiles(dir string) error {
 		}
 	}
 	return nil
+}
+
+// saveCPUProfile waits warmup, then saves the gateway's CPU profile of the
+// next d in dir.
+func (f *fabric) saveCPUProfile(ctx context.Context, dir string, warmup, d time.Duration) error {
+	if err := sleepCtx(ctx, warmup); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: d + 30*time.Second}
+	resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", f.debugAddr, max(1, int(d.Seconds()))))
+	if err != nil {
+		return fmt.Errorf("bench: CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("bench: CPU profile: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, "gateway-cpu.pb.gz"), b, 0o644)
 }
 
 // collect forces a garbage collection in the gateway and waits for its

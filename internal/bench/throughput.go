@@ -96,13 +96,24 @@ func Throughput(ctx context.Context, cfg Config) (_ *Report, err error) {
 	baselineProcs := []proc{{"nats", f.nats.pid()}, {"responder", f.extra[len(f.extra)-1].pid()}, self}
 
 	var best float64 // the fabric's highest saturation, in events/s
-	for _, n := range counts {
+	for i, n := range counts {
 		kase := fmt.Sprintf("%d conns", n)
 		cfg.logf("throughput: %s × %d in flight, fabric", kase, window)
+		var profiled chan error
+		if cfg.Profile != "" && i == 0 {
+			profiled = make(chan error, 1)
+			go func() { profiled <- f.saveCPUProfile(ctx, cfg.Profile, cfg.Warmup, cfg.duration()) }()
+		}
 		fr, err := runLoad(ctx, cfg, r, n, window, 0, cfg.Warmup, cfg.duration(), fabricProcs,
 			func(fl *flow, l *loadSet) (loadConn, error) { return dialFabricLoad(ctx, f.wsURL(), window, fl, l) })
 		if err != nil {
 			return nil, err
+		}
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				return nil, err
+			}
+			r.Notes = append(r.Notes, fmt.Sprintf("the gateway's CPU profile during the %s load: %s", kase, cfg.Profile))
 		}
 		cfg.logf("throughput: %s × %d in flight, nats-ws", kase, window)
 		br, err := runLoad(ctx, cfg, r, n, window, 0, cfg.Warmup, cfg.duration(), baselineProcs,
