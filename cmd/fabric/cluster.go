@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -261,7 +260,7 @@ func (c *localCluster) awaitNodes(ctx context.Context, ok func(topology.Node) er
 // group, and waits until its output matches ready, whose submatch, if any,
 // is its address.
 func (c *localCluster) startChild(ctx context.Context, group *[]*child, name string, ready *regexp.Regexp, args ...string) (*child, error) {
-	p := &child{name: name, log: &prefixWriter{out: c.out, prefix: fmt.Sprintf("%-4s | ", name)}, done: make(chan struct{})}
+	p := &child{name: name, log: prefixLog(c.out, name), done: make(chan struct{})}
 	p.cmd = topology.Command(c.exe, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.WaitDelay = time.Second // a grandchild holding the pipes does not hold Wait
@@ -301,7 +300,7 @@ func (c *localCluster) servePage() error {
 			r.Out.Host = r.In.Host
 			r.SetXForwarded()
 		},
-		ErrorLog: log.New(&prefixWriter{out: c.out, prefix: "page | "}, "", 0),
+		ErrorLog: log.New(prefixLog(c.out, "page"), "", 0),
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", web.Handler())
@@ -377,7 +376,7 @@ func (c *localCluster) stop() error {
 type child struct {
 	name    string
 	cmd     *exec.Cmd
-	log     *prefixWriter
+	log     *topology.LineLog
 	addr    string // host:port it serves on, from its log ("" if none)
 	metrics string // a worker's --metrics-listen host:port
 
@@ -389,7 +388,7 @@ type child struct {
 // wait waits for the child to exit and reports an exit nobody asked for.
 func (p *child) wait(out io.Writer) {
 	err := p.cmd.Wait()
-	p.log.flush()
+	p.log.Flush()
 	p.err = err
 	close(p.done)
 	if !p.stopping.Load() {
@@ -416,7 +415,7 @@ func (p *child) running() bool {
 func (p *child) await(ctx context.Context, re *regexp.Regexp) (string, error) {
 	var found string
 	err := poll(ctx, p, func() error {
-		m, ok := p.log.find(re)
+		m, ok := p.log.Find(re)
 		if !ok {
 			return fmt.Errorf("no %s in its log", re)
 		}
@@ -480,59 +479,11 @@ func (s *syncWriter) Write(b []byte) (int, error) {
 	return s.w.Write(b)
 }
 
-// prefixWriter writes each line of a child's output to out with its name
-// in front, and keeps the first keptLines lines to find what says it serves.
-type prefixWriter struct {
-	out    io.Writer
-	prefix string
-
-	mu      sync.Mutex
-	partial []byte
-	kept    []string
-}
-
-const keptLines = 1000
-
-func (w *prefixWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.partial = append(w.partial, b...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			break
-		}
-		w.emit(w.partial[:i])
-		w.partial = append(w.partial[:0], w.partial[i+1:]...)
-	}
-	return len(b), nil
-}
-
-// flush writes a last line that has no newline.
-func (w *prefixWriter) flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.partial) > 0 {
-		w.emit(w.partial)
-		w.partial = w.partial[:0]
-	}
-}
-
-func (w *prefixWriter) emit(line []byte) {
-	_, _ = w.out.Write(append([]byte(w.prefix), append(line, '\n')...))
-	if len(w.kept) < keptLines {
-		w.kept = append(w.kept, string(line))
-	}
-}
-
-// find returns the last submatch of the first kept line re matches.
-func (w *prefixWriter) find(re *regexp.Regexp) (string, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, line := range w.kept {
-		if m := re.FindStringSubmatch(line); m != nil {
-			return m[len(m)-1], true
-		}
-	}
-	return "", false
+// prefixLog returns a log of a child's output that writes each line to out
+// with name in front, and keeps the first lines to find what says it serves.
+func prefixLog(out io.Writer, name string) *topology.LineLog {
+	prefix := []byte(fmt.Sprintf("%-4s | ", name))
+	return &topology.LineLog{Keep: 1000, OnLine: func(line []byte) {
+		_, _ = out.Write(append(append(append([]byte(nil), prefix...), line...), '\n'))
+	}}
 }

@@ -1,14 +1,11 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,7 +22,7 @@ const startTimeout = 30 * time.Second
 type child struct {
 	name string
 	cmd  *exec.Cmd
-	out  *lineLog
+	out  *topology.LineLog
 
 	done   chan struct{} // closed once it has exited
 	err    error         // its exit, once done
@@ -35,7 +32,11 @@ type child struct {
 // startChild starts bin with args as name; env is added to the benchmark's
 // environment, and onLine, if not nil, sees every line of its output.
 func startChild(name, bin string, env []string, onLine func(string), args ...string) (*child, error) {
-	c := &child{name: name, out: &lineLog{onLine: onLine}, done: make(chan struct{})}
+	c := &child{name: name, out: &topology.LineLog{OnLine: func(b []byte) {
+		if onLine != nil {
+			onLine(string(b))
+		}
+	}}, done: make(chan struct{})}
 	c.cmd = topology.Command(bin, args...)
 	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
@@ -57,7 +58,7 @@ func (c *child) pid() int { return c.cmd.Process.Pid }
 func (c *child) await(ctx context.Context, re *regexp.Regexp) (string, error) {
 	var found string
 	err := c.poll(ctx, func() error {
-		m, ok := c.out.find(re)
+		m, ok := c.out.Find(re)
 		if !ok {
 			return fmt.Errorf("no %q in its output", re)
 		}
@@ -79,9 +80,9 @@ func (c *child) poll(ctx context.Context, ok func() error) error {
 		}
 		select {
 		case <-c.done:
-			return fmt.Errorf("bench: %s exited (%v) while starting: %v\n%s", c.name, c.err, err, c.out.tail())
+			return fmt.Errorf("bench: %s exited (%v) while starting: %v\n%s", c.name, c.err, err, c.out.Tail(20))
 		case <-ctx.Done():
-			return fmt.Errorf("bench: %s: %w: %v\n%s", c.name, context.Cause(ctx), err, c.out.tail())
+			return fmt.Errorf("bench: %s: %w: %v\n%s", c.name, context.Cause(ctx), err, c.out.Tail(20))
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -103,7 +104,7 @@ func (c *child) exited() error {
 	}
 	select {
 	case <-c.done:
-		return fmt.Errorf("bench: %s exited during the run (%v)\n%s", c.name, c.err, c.out.tail())
+		return fmt.Errorf("bench: %s exited during the run (%v)\n%s", c.name, c.err, c.out.Tail(20))
 	default:
 		return nil
 	}
@@ -125,69 +126,4 @@ func (c *child) stop(timeout time.Duration) error {
 		<-c.done
 		return fmt.Errorf("bench: %s still running %s after SIGTERM: killed", c.name, timeout)
 	}
-}
-
-// lineLog keeps the first and the last lines written to it, and passes
-// each line to onLine.
-type lineLog struct {
-	onLine func(string)
-
-	mu      sync.Mutex
-	partial []byte
-	head    []string
-	last    []string // a ring of the last keptLines lines
-	next    int
-}
-
-const keptLines = 200
-
-func (l *lineLog) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.partial = append(l.partial, b...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(l.partial[:i])
-		l.partial = append(l.partial[:0], l.partial[i+1:]...)
-		if len(l.head) < keptLines {
-			l.head = append(l.head, line)
-		} else if len(l.last) < keptLines {
-			l.last = append(l.last, line)
-		} else {
-			l.last[l.next] = line
-			l.next = (l.next + 1) % keptLines
-		}
-		if l.onLine != nil {
-			l.onLine(line)
-		}
-	}
-	return len(b), nil
-}
-
-// find returns the last submatch of the first kept line re matches.
-func (l *lineLog) find(re *regexp.Regexp) (string, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.head {
-		if m := re.FindStringSubmatch(line); m != nil {
-			return m[len(m)-1], true
-		}
-	}
-	return "", false
-}
-
-// tail returns the last lines, at most 20, for an error message.
-func (l *lineLog) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lines := append([]string(nil), l.head...)
-	lines = append(lines, l.last[l.next:]...)
-	lines = append(lines, l.last[:l.next]...)
-	if len(lines) > 20 {
-		lines = lines[len(lines)-20:]
-	}
-	return "  | " + strings.Join(lines, "\n  | ")
 }
