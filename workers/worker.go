@@ -104,6 +104,7 @@ type Worker struct {
 	cancelBase context.CancelFunc
 	sem        chan struct{}
 	handlers   sync.WaitGroup
+	runners    *runners  // the goroutines handlers run on
 	children   *children // requests made by handlers
 
 	jsOnce sync.Once // the JetStream context of durable requests
@@ -147,6 +148,7 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Worker, error) {
 		baseCtx:    ctx,
 		cancelBase: cancel,
 		sem:        make(chan struct{}, cfg.MaxConcurrent),
+		runners:    newRunners(),
 		routes:     make(map[string]Handler),
 		running:    make(map[string]context.CancelFunc),
 		cancelled:  make(map[string]time.Time),
@@ -269,7 +271,7 @@ func (w *Worker) dispatch(typeName string, h Handler, m *nats.Msg) {
 	ctx, span := w.startProcessSpan(ctx, req, m.Subject)
 	s := w.newStream(m.Reply, req)
 	s.span = span
-	go func() {
+	w.runners.run(func() {
 		defer func() {
 			w.mu.Lock()
 			delete(w.running, key)
@@ -279,7 +281,7 @@ func (w *Worker) dispatch(typeName string, h Handler, m *nats.Msg) {
 			w.handlers.Done()
 		}()
 		w.run(ctx, h, req, s)
-	}()
+	})
 }
 
 // run calls the handler and ends the request: an error becomes :error, and
@@ -406,6 +408,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 		}
 		w.cancelBase()
 		<-done
+		w.runners.stop()
 		if w.cancelSub != nil {
 			_ = w.cancelSub.Unsubscribe()
 		}

@@ -72,7 +72,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time")
 		fs.Float64Var(&cfg.Rate, "rate", 500, "new connections per second")
 	case "throughput":
-		fs.StringVar(&cfg.Profile, "profile", "", "save the gateway's CPU profile of the first measured load in this directory (go tool pprof reads it)")
+		fs.StringVar(&cfg.Profile, "profile", "", "save the gateway's and the worker's CPU profiles of the first measured load in this directory (go tool pprof reads them)")
 		run = bench.Throughput
 		cfg.ConnCounts = []int{16, 64, 256}
 		fs.Func("conns", "comma-separated connection counts, one saturation phase each (default 16,64,256)", func(s string) (err error) {

@@ -100,11 +100,12 @@ type fabric struct {
 	// peer is the second gateway, when fabricOptions.peer asks for one:
 	// the same NATS and arguments (the same --resume-secret), so that
 	// each resumes the other's sessions.
-	peer        *child
-	peerAddr    string // host:port
-	debugAddr   string // the gateway's --debug-listen host:port
-	gatewayArgs []string
-	gc          gcTrace // the gateway's collections
+	peer            *child
+	peerAddr        string // host:port
+	debugAddr       string // the gateway's --debug-listen host:port
+	workerDebugAddr string // the worker's --debug-listen host:port
+	gatewayArgs     []string
+	gc              gcTrace // the gateway's collections
 
 	extra []*child // baselines' children, stopped first
 }
@@ -163,11 +164,14 @@ func startFabric(ctx context.Context, bin string, o fabricOptions) (_ *fabric, e
 		handlers = 1024
 	}
 	f.worker, err = startChild("worker", bin, nil, nil, "worker", "--nats", f.natsURL, "--demo", "--log-format", "json",
-		"--max-concurrent", strconv.Itoa(handlers), "--shutdown-grace", "2s")
+		"--max-concurrent", strconv.Itoa(handlers), "--shutdown-grace", "2s", "--debug-listen", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	if _, err := f.worker.await(ctx, workerReady); err != nil {
+		return nil, err
+	}
+	if f.workerDebugAddr, err = f.worker.await(ctx, debugListening); err != nil {
 		return nil, err
 	}
 	f.gatewayArgs = []string{"gateway", "--listen", "127.0.0.1:0", "--nats", f.natsURL, "--log-format", "json",

@@ -275,8 +275,8 @@ func (f *fabric) saveProfiles(dir string) error {
 	return nil
 }
 
-// saveCPUProfile waits warmup, then saves the gateway's CPU profile of the
-// next d in dir.
+// saveCPUProfile waits warmup, then saves the gateway's and the worker's
+// CPU profiles of the next d in dir.
 func (f *fabric) saveCPUProfile(ctx context.Context, dir string, warmup, d time.Duration) error {
 	if err := sleepCtx(ctx, warmup); err != nil {
 		return err
@@ -284,8 +284,18 @@ func (f *fabric) saveCPUProfile(ctx context.Context, dir string, warmup, d time.
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	errs := make(chan error, 2)
+	for name, addr := range map[string]string{"gateway": f.debugAddr, "worker": f.workerDebugAddr} {
+		go func() { errs <- saveCPUProfile(addr, filepath.Join(dir, name+"-cpu.pb.gz"), d) }()
+	}
+	return errors.Join(<-errs, <-errs)
+}
+
+// saveCPUProfile saves the CPU profile of the next d of the process whose
+// --debug-listen is addr in path.
+func saveCPUProfile(addr, path string, d time.Duration) error {
 	client := &http.Client{Timeout: d + 30*time.Second}
-	resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", f.debugAddr, max(1, int(d.Seconds()))))
+	resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds()))))
 	if err != nil {
 		return fmt.Errorf("bench: CPU profile: %w", err)
 	}
@@ -294,7 +304,7 @@ func (f *fabric) saveCPUProfile(ctx context.Context, dir string, warmup, d time.
 	if err != nil {
 		return fmt.Errorf("bench: CPU profile: %w", err)
 	}
-	return os.WriteFile(filepath.Join(dir, "gateway-cpu.pb.gz"), b, 0o644)
+	return os.WriteFile(path, b, 0o644)
 }
 
 // collect forces a garbage collection in the gateway and waits for its
