@@ -24,12 +24,12 @@ type session struct {
 	id   string
 	user string
 	gw   *Gateway
-	// ident is the identity of the session's connection (mu): the user's
-	// claims and route rights as of its last hello or refresh.
-	ident *identity
 
-	mu        sync.Mutex
-	conn      *conn // nil while detached
+	mu   sync.Mutex
+	conn *conn // nil while detached
+	// ident is the identity of the session's connection: the user's
+	// claims and route rights as of its last hello or refresh.
+	ident     *identity
 	requests  map[string]*request
 	finishing map[string]time.Time // ids the client saw finish while a worker may still send: until when
 	expiry    *time.Timer          // runs while detached
