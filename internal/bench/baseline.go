@@ -113,13 +113,21 @@ func dialNATS(url string) (*natsClient, error) {
 
 // roundTrip sends payload on subject and waits for replies replies.
 func (c *natsClient) roundTrip(subject string, payload []byte, replies int) (roundTripResult, error) {
+	return timeRoundTrip(replies,
+		func() error { return c.nc.PublishRequest(subject, c.sub.Subject, payload) },
+		func() error { _, err := c.sub.NextMsg(10 * time.Second); return err })
+}
+
+// timeRoundTrip sends, then receives replies messages, timing the first and
+// the last from the send.
+func timeRoundTrip(replies int, send, receive func() error) (roundTripResult, error) {
 	var r roundTripResult
 	start := time.Now()
-	if err := c.nc.PublishRequest(subject, c.sub.Subject, payload); err != nil {
+	if err := send(); err != nil {
 		return r, err
 	}
 	for r.frames < replies {
-		if _, err := c.sub.NextMsg(10 * time.Second); err != nil {
+		if err := receive(); err != nil {
 			return r, err
 		}
 		r.frames++
@@ -148,22 +156,9 @@ func dialEcho(ctx context.Context, addr string, replies int) (*echoClient, error
 }
 
 func (c *echoClient) roundTrip(payload []byte) (roundTripResult, error) {
-	var r roundTripResult
-	start := time.Now()
-	if err := c.ws.WriteMessage(websocket.TextMessage, payload); err != nil {
-		return r, err
-	}
-	for r.frames < c.replies {
-		if _, _, err := c.ws.ReadMessage(); err != nil {
-			return r, err
-		}
-		r.frames++
-		if r.frames == 1 {
-			r.first = time.Since(start)
-		}
-	}
-	r.last = time.Since(start)
-	return r, nil
+	return timeRoundTrip(c.replies,
+		func() error { return c.ws.WriteMessage(websocket.TextMessage, payload) },
+		func() error { _, _, err := c.ws.ReadMessage(); return err })
 }
 
 func (c *echoClient) close() { _ = c.ws.Close() }

@@ -311,3 +311,17 @@ func (g *gcTrace) last() (count int, live int64, at time.Time) {
 	defer g.mu.Unlock()
 	return g.count, g.live, g.at
 }
+
+// reserveFiles raises this process's open files limit to its hard limit
+// (the children inherit it) and fails if that is below need, saying what
+// needs them. It returns the limit.
+func reserveFiles(need int, what string) (uint64, error) {
+	limit, err := raiseFileLimit()
+	if err != nil {
+		return 0, fmt.Errorf("bench: raise the open files limit: %w", err)
+	}
+	if limit < uint64(need) {
+		return 0, fmt.Errorf("bench: %s needs %d open files; the hard limit is %d (ulimit -Hn)", what, need, limit)
+	}
+	return limit, nil
+}

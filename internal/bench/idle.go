@@ -82,12 +82,9 @@ func Idle(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if n <= 0 {
 		n = 10000
 	}
-	limit, err := raiseFileLimit()
+	limit, err := reserveFiles(n+200, fmt.Sprintf("idle with %d connections", n))
 	if err != nil {
-		return nil, fmt.Errorf("bench: raise the open files limit: %w", err)
-	}
-	if limit < uint64(n)+200 {
-		return nil, fmt.Errorf("bench: idle with %d connections needs %d open files; the hard limit is %d (ulimit -Hn)", n, n+200, limit)
+		return nil, err
 	}
 	bin, err := fabricBinary(cfg)
 	if err != nil {

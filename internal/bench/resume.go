@@ -51,12 +51,8 @@ func Resume(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if interval <= 0 {
 		interval = 100 * time.Millisecond
 	}
-	limit, err := raiseFileLimit()
-	if err != nil {
-		return nil, fmt.Errorf("bench: raise the open files limit: %w", err)
-	}
-	if limit < uint64(n)+200 {
-		return nil, fmt.Errorf("bench: resume with %d clients needs %d open files; the hard limit is %d (ulimit -Hn)", n, n+200, limit)
+	if _, err := reserveFiles(n+200, fmt.Sprintf("resume with %d clients", n)); err != nil {
+		return nil, err
 	}
 	bin, err := fabricBinary(cfg)
 	if err != nil {

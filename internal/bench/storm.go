@@ -32,9 +32,9 @@ func Storm(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if rate <= 0 {
 		rate = 500
 	}
-	limit, err := raiseFileLimit()
+	limit, err := reserveFiles(0, "storm")
 	if err != nil {
-		return nil, fmt.Errorf("bench: raise the open files limit: %w", err)
+		return nil, err
 	}
 	bin, err := fabricBinary(cfg)
 	if err != nil {

@@ -67,8 +67,8 @@ func Throughput(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if rateDuration <= 0 {
 		rateDuration = 3 * time.Second
 	}
-	if _, err := raiseFileLimit(); err != nil {
-		return nil, fmt.Errorf("bench: raise the open files limit: %w", err)
+	if _, err := reserveFiles(0, "throughput"); err != nil {
+		return nil, err
 	}
 	bin, err := fabricBinary(cfg)
 	if err != nil {
