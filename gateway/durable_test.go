@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/seed82ac63c1/fabric/gateway"
 	"github.com/seed82ac63c1/fabric/internal/fabrictest"
 	"github.com/seed82ac63c1/fabric/protocol"
+	"github.com/seed82ac63c1/fabric/subjects"
 	"github.com/seed82ac63c1/fabric/workers"
 )
 
@@ -126,6 +128,52 @@ func TestDurableResumeAfterGatewayDies(t *testing.T) {
 	got := ws2.Collect("c1", "c2")
 	checkCount(t, got["c1"], 40, after)
 	checkCount(t, got["c2"], 3, 0) // finished while nobody listened: all of it, from the store
+}
+
+// NATS routes a takeover request to a gateway that has just died until it
+// notices the closed connection. A resume caught in that window publishes
+// its request again: once NATS has dropped the dead gateway's interest, it
+// gets no responders and adopts the session, instead of waiting out
+// TakeoverTimeout (here a minute: more than the client waits).
+func TestDurableResumeWhileDeadGatewayLingers(t *testing.T) {
+	ns := fabrictest.NATS(t)
+	g1 := durableGateway(t, ns, "gw1", gateway.Config{})
+	g2 := durableGateway(t, ns, "gw2", gateway.Config{TakeoverTimeout: time.Minute})
+	fabrictest.StartDemoWorker(t, fabrictest.Connect(t, ns, "worker"), workers.Config{})
+
+	ws, w := fabrictest.Hello(t, g1.URL)
+	count := map[string]int{"n": 10, "intervalMs": 10}
+	ws.Request("demo/count", "c1", count)
+	after := ws.Read().Seq
+	kill(g1)
+
+	// The dead gateway's interest, still routed to: it takes the first
+	// request, answers nothing, and is gone.
+	ghost := fabrictest.Connect(t, ns, "ghost")
+	space, _ := subjects.NewSpace("")
+	var requests atomic.Int32
+	var sub *nats.Subscription
+	sub, err := ghost.Subscribe(space.Takeover(w.SessionID), func(*nats.Msg) {
+		requests.Add(1)
+		_ = sub.Unsubscribe()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ghost.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	ws2 := fabrictest.Dial(t, g2.URL)
+	w2 := ws2.Hello(resumeHello(w))
+	if !w2.Resumed || w2.SessionID != w.SessionID || w2.Gateway != g2.ID() {
+		t.Fatalf("welcome %+v, want session %s resumed on %s", w2, w.SessionID, g2.ID())
+	}
+	if n := requests.Load(); n != 1 {
+		t.Fatalf("the lingering gateway got %d takeover requests, want 1", n)
+	}
+	resend(ws2, "demo/count", "c1", count, after)
+	checkCount(t, ws2.Collect("c1")["c1"], 10, after)
 }
 
 // Each (session, id) runs once: sent again, a request is replayed, not run.

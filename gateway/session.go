@@ -94,8 +94,7 @@ func (g *Gateway) resume(id, user string, c *conn) *session {
 	}
 	ctx, cancel := defaultTimeout(context.Background(), g.cfg.TakeoverTimeout)
 	defer cancel()
-	body, _ := json.Marshal(map[string]string{"gateway": g.cfg.ID})
-	msg, err := g.nc.RequestWithContext(ctx, g.space.Takeover(id), body)
+	msg, err := g.requestTakeover(ctx, id)
 	if err != nil {
 		if !errors.Is(err, nats.ErrNoResponders) {
 			c.logger().Warn("session takeover failed", "resumed_session", id, "err", err)
@@ -113,6 +112,46 @@ func (g *Gateway) resume(id, user string, c *conn) *session {
 	g.metrics.sessionsResumed.Inc()
 	c.logger().Info("session taken over from another gateway", "session", id)
 	return s
+}
+
+// takeoverRetry is how long a takeover request waits for an answer before
+// it is published again. NATS routes a request to a gateway that has just
+// died until it notices the closed connection: the request is lost, and
+// the next one gets no responders (the session is adopted from the store)
+// instead of waiting out TakeoverTimeout.
+const takeoverRetry = 250 * time.Millisecond
+
+// requestTakeover asks the gateway holding session id to hand it over. It
+// publishes the request every takeoverRetry, all with one reply subject, so
+// that an answer to any of them counts, until ctx ends; it returns
+// nats.ErrNoResponders when no gateway holds the session.
+func (g *Gateway) requestTakeover(ctx context.Context, id string) (*nats.Msg, error) {
+	inbox := g.nc.NewRespInbox()
+	sub, err := g.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	body, _ := json.Marshal(map[string]string{"gateway": g.cfg.ID})
+	req := &nats.Msg{Subject: g.space.Takeover(id), Reply: inbox, Data: body}
+	for published := 1; ; published++ {
+		if err := g.nc.PublishMsg(req); err != nil {
+			return nil, err
+		}
+		wait, cancel := context.WithTimeout(ctx, takeoverRetry)
+		m, err := sub.NextMsgWithContext(wait)
+		if errors.Is(err, nats.ErrNoResponders) && published > 1 {
+			// A gateway that answers an earlier request unsubscribes
+			// first: its answer may still be on its way.
+			if late, lerr := sub.NextMsgWithContext(wait); lerr == nil {
+				m, err = late, nil
+			}
+		}
+		cancel()
+		if err == nil || errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
+			return m, err
+		}
+	}
 }
 
 // adopt resumes, in durable mode, a session no gateway holds (its gateway
