@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -429,8 +431,8 @@ func (s *session) resendLocked(r *request, after uint64) {
 }
 
 // replayLocked starts replaying r's stored events after r.sent, merged in
-// seq order with its live events, until its :finish is sent. A replay
-// already running is replaced.
+// seq order with its live events, until a live event comes in turn or its
+// :finish is sent. A replay already running is replaced.
 func (s *session) replayLocked(r *request) {
 	if r.stopReplay != nil {
 		go r.stopReplay()
@@ -472,6 +474,47 @@ func (s *session) replayLocked(r *request) {
 			r.stopReplay = stop
 		}
 	}()
+}
+
+// maxAhead bounds the live events of a request kept while its replay is
+// behind them (request.ahead): enough for the seconds a replay can take to
+// start under load. Their frames are bounded too, to a quarter of the
+// connection's queue (keepAhead), so that sending them at once, when the
+// replay, paced to leave half the queue free, reaches them, cannot close
+// the client as too slow. Past either bound, the replay brings the rest.
+const maxAhead = 1024
+
+// frameOverhead is about what an event's frame adds to its payload: type,
+// id, seq and trace fields.
+const frameOverhead = 128
+
+// keepAhead keeps live event ev, ahead of what the replay has sent, in seq
+// order; it drops it when the bounds are reached or it is kept already.
+func (s *session) keepAhead(r *request, ev event) {
+	i, found := slices.BinarySearchFunc(r.ahead, ev.seq, func(e event, seq uint64) int { return cmp.Compare(e.seq, seq) })
+	size := len(ev.payload) + frameOverhead
+	if found || len(r.ahead) >= maxAhead || r.aheadBytes+size > s.gw.cfg.MaxQueueBytes/4 {
+		return
+	}
+	r.ahead = slices.Insert(r.ahead, i, ev)
+	r.aheadBytes += size
+}
+
+// sendAheadLocked sends the live events kept ahead of r's replay once it has
+// reached them: the first one, in turn, ends the replay. One still ahead of
+// a gap starts a replay again (deliverLocked).
+func (s *session) sendAheadLocked(r *request) {
+	if len(r.ahead) == 0 || r.ahead[0].seq > r.sent+1 {
+		return
+	}
+	ahead := r.ahead
+	r.ahead, r.aheadBytes = nil, 0
+	for _, ev := range ahead {
+		if s.requests[r.id] != r || r.held {
+			return
+		}
+		s.deliverLocked(r, ev)
+	}
 }
 
 // replayEnded starts r's replay again, from what its client has, when the
@@ -596,11 +639,21 @@ type storedEvent struct {
 func (s *session) holdLocked() {
 	for _, r := range s.requests {
 		r.held = true
-		r.replaying = false
-		r.replayGen++ // a replay still starting stops itself
-		if r.stopReplay != nil {
-			go r.stopReplay()
-			r.stopReplay = nil
-		}
+		r.ahead, r.aheadBytes = nil, 0 // the client re-sends it with what it has
+		s.endReplayLocked(r)
+	}
+}
+
+// endReplayLocked stops r's replay, if one runs or is starting: the client
+// has every stored event up to the live ones (or gets them when it re-sends
+// r). A replay's consumer reads every event stored after its position to
+// find r's own, so it is kept only while the live events are ahead of what
+// the client has; a later gap starts a new one (deliverLocked).
+func (s *session) endReplayLocked(r *request) {
+	r.replaying = false
+	r.replayGen++ // a replay still starting stops itself
+	if r.stopReplay != nil {
+		go r.stopReplay()
+		r.stopReplay = nil
 	}
 }

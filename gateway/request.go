@@ -60,6 +60,11 @@ type request struct {
 	replaying  bool   // stored events are being replayed: deliver in seq order
 	replayGen  int    // numbers replays, so a stale one's events are dropped
 	stopReplay func() // stops the replay's consumer, once it runs
+	// ahead: live events that came while a replay was behind them, in seq
+	// order, within bounds (keepAhead); sent once the replay reaches them,
+	// which ends the replay.
+	ahead      []event
+	aheadBytes int // their frames' size, about
 	outcome    string // the gateway's outcome, when it ended the request
 
 	// Tracing (trace.go).
@@ -315,7 +320,11 @@ func (s *session) deliverLocked(r *request, ev event) {
 		switch {
 		case r.replaying:
 			// Ahead of a gap: the replay, which reads every stored event in
-			// order, brings it in turn.
+			// order, brings the missing ones; this one is kept to follow
+			// them, or, with too many kept, the replay brings it too.
+			if !ev.replayed {
+				s.keepAhead(r, ev)
+			}
 		case r.durable:
 			// Events were lost on the way (NATS failed over while the worker
 			// sent): the store has them; replay from what the client has.
@@ -331,6 +340,14 @@ func (s *session) deliverLocked(r *request, ev event) {
 	r.sent = seq
 	if r.durable {
 		r.progressed = time.Now()
+	}
+	if r.replaying && !ev.replayed && !finish {
+		// A live event in turn: the client has every earlier one, and the
+		// live ones that follow come in order.
+		s.endReplayLocked(r)
+	}
+	if !finish && len(r.ahead) > 0 {
+		defer s.sendAheadLocked(r) // after this event's frame
 	}
 	s.traceDeliveryLocked(r, &ev)
 	frame := eventFrame(r.typeName, ev.suffix, r.id, seq, ev.payload, r.traceID)
