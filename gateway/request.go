@@ -64,7 +64,7 @@ type request struct {
 	// order, within bounds (keepAhead); sent once the replay reaches them,
 	// which ends the replay.
 	ahead      []event
-	aheadBytes int // their frames' size, about
+	aheadBytes int    // their frames' size, about
 	outcome    string // the gateway's outcome, when it ended the request
 
 	// Tracing (trace.go).
