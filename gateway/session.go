@@ -114,42 +114,31 @@ func (g *Gateway) resume(id, user string, c *conn) *session {
 	return s
 }
 
-// takeoverRetry is how long a takeover request waits for an answer before
-// it is published again. NATS routes a request to a gateway that has just
-// died until it notices the closed connection: the request is lost, and
-// the next one gets no responders (the session is adopted from the store)
-// instead of waiting out TakeoverTimeout.
+// takeoverRetry is how long a takeover request waits for an answer, in
+// durable mode, before it is sent again. NATS routes a request to a gateway
+// that has just died until it notices the closed connection: the request is
+// lost, and the next one gets no responders, so the session is adopted from
+// the store instead of after TakeoverTimeout.
 const takeoverRetry = 250 * time.Millisecond
 
-// requestTakeover asks the gateway holding session id to hand it over. It
-// publishes the request every takeoverRetry, all with one reply subject, so
-// that an answer to any of them counts, until ctx ends; it returns
-// nats.ErrNoResponders when no gateway holds the session.
+// requestTakeover asks the gateway holding session id to hand it over,
+// until ctx ends; it returns nats.ErrNoResponders when no gateway holds the
+// session. In durable mode it asks again every takeoverRetry: a gateway
+// that answers an earlier request late has released the session by then,
+// so the next one finds no responders and the store's record, which is
+// what the answer would have said. In core mode there is no record to fall
+// back on: it asks once.
 func (g *Gateway) requestTakeover(ctx context.Context, id string) (*nats.Msg, error) {
-	inbox := g.nc.NewRespInbox()
-	sub, err := g.nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
 	body, _ := json.Marshal(map[string]string{"gateway": g.cfg.ID})
-	req := &nats.Msg{Subject: g.space.Takeover(id), Reply: inbox, Data: body}
-	for published := 1; ; published++ {
-		if err := g.nc.PublishMsg(req); err != nil {
-			return nil, err
+	for {
+		try, cancel := ctx, context.CancelFunc(func() {})
+		if g.store != nil {
+			try, cancel = context.WithTimeout(ctx, takeoverRetry)
 		}
-		wait, cancel := context.WithTimeout(ctx, takeoverRetry)
-		m, err := sub.NextMsgWithContext(wait)
-		if errors.Is(err, nats.ErrNoResponders) && published > 1 {
-			// A gateway that answers an earlier request unsubscribes
-			// first: its answer may still be on its way.
-			if late, lerr := sub.NextMsgWithContext(wait); lerr == nil {
-				m, err = late, nil
-			}
-		}
+		msg, err := g.nc.RequestWithContext(try, g.space.Takeover(id), body)
 		cancel()
 		if err == nil || errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
-			return m, err
+			return msg, err
 		}
 	}
 }
