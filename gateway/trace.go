@@ -44,7 +44,11 @@ func (s *session) startSpan(r *request, f *protocol.ClientFrame) {
 			r.span.SetAttributes(attribute.Int64("fabric.after", int64(f.After)))
 		}
 	}
-	r.traceID = tracing.TraceID(r.span.SpanContext())
+	if sc := r.span.SpanContext(); sc.IsSampled() || validTraceparent(f.Traceparent) {
+		// The client's trace, or one the gateway's sampler kept: one
+		// that can be looked up.
+		r.traceID = tracing.TraceID(sc)
+	}
 }
 
 // rejectSpan ends the span of a frame answered with sys/error.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -22,10 +23,16 @@ import (
 // tracedFabric starts NATS, a gateway and a demo worker that record their
 // spans in one recorder, as two processes exporting to one collector
 // would.
-func tracedFabric(t *testing.T) (*fabrictest.Gateway, *tracetest.SpanRecorder) {
+func tracedFabric(t *testing.T, opts ...sdktrace.TracerProviderOption) (*fabrictest.Gateway, *tracetest.SpanRecorder) {
+	g, rec, _ := tracedFabricOn(t, opts...)
+	return g, rec
+}
+
+// tracedFabricOn is tracedFabric, returning its NATS server too.
+func tracedFabricOn(t *testing.T, opts ...sdktrace.TracerProviderOption) (*fabrictest.Gateway, *tracetest.SpanRecorder, *server.Server) {
 	t.Helper()
 	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tp := sdktrace.NewTracerProvider(append([]sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(rec)}, opts...)...)
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	ns := fabrictest.NATS(t)
 	g := fabrictest.StartGateway(t, fabrictest.Connect(t, ns, "gateway"), gateway.Config{}, gateway.WithTracerProvider(tp))
@@ -40,7 +47,52 @@ func tracedFabric(t *testing.T) (*fabrictest.Gateway, *tracetest.SpanRecorder) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.Shutdown(context.Background()) })
-	return g, rec
+	return g, rec, ns
+}
+
+// With tracing on and a sampler that keeps nothing, a request the client
+// sent without a trace is not traced: no span recorded, no trace id in its
+// frames, and its events carry no traceparent (nobody would link to it).
+// One the client sent in its own trace, even unsampled, keeps that trace's
+// id in its frames.
+func TestTraceSampledOut(t *testing.T) {
+	g, rec, ns := tracedFabricOn(t, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	spy := fabrictest.Connect(t, ns, "spy")
+	events, err := spy.SubscribeSync("fabric.evt.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spy.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ws, _ := fabrictest.Hello(t, g.URL)
+	ws.Request("demo/count", "u1", map[string]int{"n": 1})
+	for _, m := range ws.Collect("u1")["u1"] {
+		if m.Trace != "" {
+			t.Errorf("%s seq %d: trace %q, want none", m.Type, m.Seq, m.Trace)
+		}
+	}
+	for range 3 {
+		m, err := events.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tp := m.Header.Get("traceparent"); tp != "" {
+			t.Errorf("%s: traceparent %q, want none", m.Subject, tp)
+		}
+	}
+
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	ws.Send(map[string]any{"type": "demo/echo", "id": "u2", "payload": map[string]int{},
+		"traceparent": "00-" + traceID + "-00f067aa0ba902b7-00"})
+	for _, m := range ws.Collect("u2")["u2"] {
+		if m.Trace != traceID {
+			t.Errorf("%s seq %d: trace %q, want the client's %q", m.Type, m.Seq, m.Trace, traceID)
+		}
+	}
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("%d spans recorded, want none: %s", n, names(rec.Ended()))
+	}
 }
 
 // One request with three events (demo/count n=1: progress, response,

@@ -72,10 +72,13 @@ func endProcessSpan(span trace.Span, err error, e *protocol.Error) {
 // traceEvent writes the trace context of event seq into its header h: a
 // send span's, ended by the returned func once the event is published,
 // when the request is traced; else the request's own traceparent, as it
-// came.
+// came, if that is sampled (a client's trace through a fabric without
+// tracing).
 func (s *Stream) traceEvent(h nats.Header, suffix string, seq uint64) func() {
 	if !s.span.IsRecording() {
-		if tp := s.req.Header[subjects.HeaderTraceparent]; len(tp) > 0 {
+		// A trace nobody samples is not carried on: the gateway links its
+		// deliveries to the sender only when it records them.
+		if tp := s.req.Header[subjects.HeaderTraceparent]; len(tp) > 0 && s.req.spanCtx.IsSampled() {
 			h[subjects.HeaderTraceparent] = tp[:1]
 			if ts := s.req.Header[subjects.HeaderTracestate]; len(ts) > 0 {
 				h[subjects.HeaderTracestate] = ts[:1]
