@@ -32,6 +32,9 @@ child processes of this binary, and measures them from this process):
             loop: the highest with p99 < 10 ms
   resume    N clients streaming through 2 gateways; SIGKILL one: time to
             reconnect and resume on the other, events lost and duplicated
+  tracing   latency as above on three fabrics side by side: tracing off, the
+            SDK sampling nothing, and every request sampled and exported over
+            OTLP to a collector in this process
 
 Run "fabric bench SCENARIO -h" for its flags.
 `
@@ -67,6 +70,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		run = bench.Latency
 		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per case and target")
 		fs.IntVar(&cfg.Requests, "requests", 0, "measured requests per case and target, instead of --duration")
+	case "tracing":
+		run = bench.Tracing
+		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per case and fabric")
+		fs.IntVar(&cfg.Requests, "requests", 0, "measured requests per case and fabric, instead of --duration")
 	case "storm":
 		run = bench.Storm
 		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time")

@@ -145,3 +145,32 @@ func TestBenchResume(t *testing.T) {
 		t.Errorf("latencies: %+v", r.Latencies)
 	}
 }
+
+// TestBenchTracing: 100 requests per case on each of the three fabrics;
+// the sampled one's spans reach the benchmark's collector.
+func TestBenchTracing(t *testing.T) {
+	t.Parallel()
+	r := runBenchScenario(t, "tracing", "--requests", "100", "--warmup", "0")
+	rows := map[string]int{}
+	for _, l := range r.Latencies {
+		rows[l.Target]++
+		if l.Count != 100 {
+			t.Errorf("%s %s %s: %d samples, want 100", l.Case, l.Which, l.Target, l.Count)
+		}
+	}
+	for _, target := range []string{"tracing off", "sampled 0", "sampled 1"} {
+		if rows[target] != 4 {
+			t.Errorf("%s: %d rows, want 4 (2 cases × first, last)", target, rows[target])
+		}
+	}
+	sampled, _ := r.Value("requests sampled (sampled 1, measured)")
+	spans, _ := r.Value("spans received by the collector")
+	// A sampled request makes a request span, a send span and a process
+	// span, and a send and a deliver span per event: 2 events at least.
+	if sampled != 200 || spans < 7*sampled {
+		t.Errorf("%v requests sampled, %v spans received: want 200, and at least 7 spans each", sampled, spans)
+	}
+	if _, ok := r.Value("5 events, sampled 0: p50 overhead"); !ok {
+		t.Errorf("no overhead of sampled 0: %+v", r.Values)
+	}
+}

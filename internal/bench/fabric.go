@@ -117,6 +117,8 @@ type fabricOptions struct {
 	peer     bool // start a second gateway (fabric.peer)
 	// handlers is the worker's --max-concurrent; 0 means 1024.
 	handlers int
+	// env is added to the worker's and the gateways' environment.
+	env []string
 }
 
 var (
@@ -163,7 +165,7 @@ func startFabric(ctx context.Context, bin string, o fabricOptions) (_ *fabric, e
 	if handlers <= 0 {
 		handlers = 1024
 	}
-	f.worker, err = startChild("worker", bin, nil, nil, "worker", "--nats", f.natsURL, "--demo", "--log-format", "json",
+	f.worker, err = startChild("worker", bin, o.env, nil, "worker", "--nats", f.natsURL, "--demo", "--log-format", "json",
 		"--max-concurrent", strconv.Itoa(handlers), "--shutdown-grace", "2s", "--debug-listen", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -192,7 +194,7 @@ func startFabric(ctx context.Context, bin string, o fabricOptions) (_ *fabric, e
 	}
 	// gctrace=1 makes the runtime print a line per collection on stderr:
 	// the live heap after each one, with no endpoint in the gateway.
-	f.gateway, err = startChild("gateway", bin, []string{"GODEBUG=gctrace=1"}, f.gc.line, f.gatewayArgs...)
+	f.gateway, err = startChild("gateway", bin, append([]string{"GODEBUG=gctrace=1"}, o.env...), f.gc.line, f.gatewayArgs...)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +213,7 @@ func startFabric(ctx context.Context, bin string, o fabricOptions) (_ *fabric, e
 	if !o.peer {
 		return f, nil
 	}
-	if f.peer, err = startChild("peer gateway", bin, nil, nil, f.gatewayArgs...); err != nil {
+	if f.peer, err = startChild("peer gateway", bin, o.env, nil, f.gatewayArgs...); err != nil {
 		return nil, err
 	}
 	if f.peerAddr, err = f.peer.await(ctx, gatewayListening); err != nil {

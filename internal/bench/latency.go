@@ -108,35 +108,8 @@ func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
 		targets = append(targets, &latencyTarget{target: TargetWSEcho, kase: k.kase, roundTrip: func() (roundTripResult, error) { return ec.roundTrip(payload) }})
 	}
 
-	if cfg.Warmup > 0 {
-		cfg.logf("latency: warming up for %s", cfg.Warmup)
-		for _, t := range targets {
-			if _, err := t.run(ctx, cfg.Warmup/time.Duration(len(targets)), 0, nil, nil); err != nil {
-				return nil, err
-			}
-		}
-	}
-	cfg.logf("latency: measuring %d cases × targets in %d rounds", len(targets), latencyRounds)
-	for _, t := range targets {
-		t.first, t.last = NewLatencies(), NewLatencies()
-	}
-	for round := range latencyRounds {
-		for _, t := range targets {
-			var d time.Duration
-			n := 0
-			if cfg.Requests > 0 {
-				// The requests split over the rounds; the last takes the rest.
-				n = cfg.Requests / latencyRounds
-				if round == latencyRounds-1 {
-					n = cfg.Requests - n*(latencyRounds-1)
-				}
-			} else {
-				d = cfg.duration() / latencyRounds
-			}
-			if _, err := t.run(ctx, d, n, t.first, t.last); err != nil {
-				return nil, err
-			}
-		}
+	if err := measureRounds(ctx, cfg, targets); err != nil {
+		return nil, err
 	}
 	if err := f.alive(); err != nil {
 		return nil, err
