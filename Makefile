@@ -73,7 +73,7 @@ bench:
 BENCH_OUT ?= bench-results
 
 .PHONY: bench-load
-## bench-load: `fabric bench` idle (10,000 connections), latency, storm, throughput and resume (1,000 clients), core and durable; tables on stdout, JSON in $(BENCH_OUT)/
+## bench-load: `fabric bench` idle (10,000 connections), latency, storm, throughput, resume (1,000 clients, a 100ms backoff cap) and tracing, core and durable; tables on stdout, JSON in $(BENCH_OUT)/
 bench-load: build
 	mkdir -p $(BENCH_OUT)
 	for mode in core durable; do \
@@ -82,8 +82,9 @@ bench-load: build
 		bin/fabric bench storm $$flags --json $(BENCH_OUT)/storm-$$mode.json || exit 1; \
 		bin/fabric bench idle $$flags --json $(BENCH_OUT)/idle-$$mode.json || exit 1; \
 		bin/fabric bench throughput $$flags --json $(BENCH_OUT)/throughput-$$mode.json || exit 1; \
-		bin/fabric bench resume $$flags --json $(BENCH_OUT)/resume-$$mode.json || exit 1; \
+		bin/fabric bench resume $$flags --backoff 100ms --json $(BENCH_OUT)/resume-$$mode.json || exit 1; \
 	done
+	bin/fabric bench tracing --json $(BENCH_OUT)/tracing-core.json
 
 ## fuzz: each fuzz target for FUZZTIME (20s); fuzz-short, in make test, for 5s each
 FUZZTIME ?= 20s
