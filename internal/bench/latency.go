@@ -75,17 +75,7 @@ func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
 		return nil, err
 	}
 	defer fc.closeNormal()
-	var ids atomic.Int64
-	fabricRT := func(typ, params string) func() (roundTripResult, error) {
-		return func() (roundTripResult, error) {
-			// Unique ids: a durable gateway runs each id once.
-			return fc.roundTrip(fmt.Appendf(nil, `{"type":%q,"id":"l%d","payload":%s}`, typ, ids.Add(1), params))
-		}
-	}
-	targets := []*latencyTarget{
-		{target: TargetFabric, kase: caseOne, roundTrip: fabricRT("demo/echo", string(payload))},
-		{target: TargetFabric, kase: caseFive, roundTrip: fabricRT("demo/count", `{"n":4}`)},
-	}
+	targets := fabricTargets(TargetFabric, fc)
 	for _, b := range []struct{ name, url string }{{TargetNATSTCP, f.natsURL}, {TargetNATSWS, f.natsWSURL}} {
 		nc, err := dialNATS(b.url)
 		if err != nil {
@@ -133,6 +123,22 @@ func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
 		"fabric rows: the last event is the request's :finish (1 event: :response + :finish; 5 events: 4 × :progress, :response, :finish)",
 		"baselines: the same payload answered with 1 or 5 messages; nats-tcp and nats-ws are nats.go request/reply (a publish with a reply subject) to a plain responder process")
 	return r, nil
+}
+
+// fabricTargets returns the two cases, 1 and 5 events, on the fabric
+// connection c, as target.
+func fabricTargets(target string, c *wsConn) []*latencyTarget {
+	var ids atomic.Int64
+	rt := func(typ, params string) func() (roundTripResult, error) {
+		return func() (roundTripResult, error) {
+			// Unique ids: a durable gateway runs each id once.
+			return c.roundTrip(fmt.Appendf(nil, `{"type":%q,"id":"l%d","payload":%s}`, typ, ids.Add(1), params))
+		}
+	}
+	return []*latencyTarget{
+		{target: target, kase: caseOne, roundTrip: rt("demo/echo", string(payload))},
+		{target: target, kase: caseFive, roundTrip: rt("demo/count", `{"n":4}`)},
+	}
 }
 
 // run does round trips one after another, for d or n times (whichever is

@@ -67,15 +67,7 @@ func Tracing(ctx context.Context, cfg Config) (_ *Report, err error) {
 			return nil, err
 		}
 		defer c.closeNormal()
-		var ids atomic.Int64
-		rt := func(typ, params string) func() (roundTripResult, error) {
-			return func() (roundTripResult, error) {
-				return c.roundTrip(fmt.Appendf(nil, `{"type":%q,"id":"t%d","payload":%s}`, typ, ids.Add(1), params))
-			}
-		}
-		targets = append(targets,
-			&latencyTarget{target: v.name, kase: caseOne, roundTrip: rt("demo/echo", string(payload))},
-			&latencyTarget{target: v.name, kase: caseFive, roundTrip: rt("demo/count", `{"n":4}`)})
+		targets = append(targets, fabricTargets(v.name, c)...)
 	}
 	if err := measureRounds(ctx, cfg, targets); err != nil {
 		return nil, err
