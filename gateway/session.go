@@ -137,8 +137,8 @@ func (g *Gateway) requestTakeover(ctx context.Context, id string) (*nats.Msg, er
 		}
 		msg, err := g.nc.RequestWithContext(try, g.space.Takeover(id), body)
 		cancel()
-		if err == nil || errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
-			return msg, err
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return msg, err // an answer, no responders, or no time left
 		}
 	}
 }
