@@ -93,6 +93,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeHello -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzTypeNameToSubject -fuzztime $(FUZZTIME) ./subjects
 	$(GO) test -run '^$$' -fuzz FuzzJWT -fuzztime $(FUZZTIME) ./auth
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) ./internal/wsframe
 
 .PHONY: fuzz-short
 fuzz-short:
