@@ -125,7 +125,7 @@ func (c *conn) authenticateHello(h *protocol.Hello) bool {
 	}
 	c.bearer = ""
 	h.Token = ""
-	id, result, err := g.authenticate("hello", token, source, c.ws.RemoteAddr().String())
+	id, result, err := g.authenticate("hello", token, source, c.nc.RemoteAddr().String())
 	if err == nil && !g.addUserConn(id.User) {
 		result, err = authUserLimit, errUserLimit
 		g.metrics.authentications.WithLabelValues("hello", result).Inc()
@@ -145,7 +145,7 @@ func (c *conn) authenticateHello(h *protocol.Hello) bool {
 	g.metrics.authentications.WithLabelValues("hello", authOK).Inc()
 	c.ident = id
 	c.countedUser = id.User
-	c.logp.Store(c.logger().With("user", id.User))
+	c.setLogFields(func(f *logFields) { f.user = id.User })
 	c.armExpiry(id.Expires)
 	return true
 }
@@ -181,7 +181,7 @@ func (c *conn) refresh(f *protocol.ClientFrame) {
 		c.reject(id, err)
 		return
 	}
-	ident, result, err := g.authenticate("refresh", req.Token, auth.SourceHello, c.ws.RemoteAddr().String())
+	ident, result, err := g.authenticate("refresh", req.Token, auth.SourceHello, c.nc.RemoteAddr().String())
 	if err == nil && ident.User != c.ident.User {
 		result, err = authWrongUser, errors.New("the token is for another user")
 		g.metrics.authentications.WithLabelValues("refresh", result).Inc()

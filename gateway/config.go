@@ -26,8 +26,15 @@ type Config struct {
 	// HelloTimeout bounds the wait for the client's sys/hello. 0 means 10s.
 	HelloTimeout time.Duration
 	// PingInterval is the period of the gateway's sys/ping; a client silent
-	// for two intervals is closed. 0 means 25s.
+	// for two intervals is closed (a parked one, at the first ping after
+	// two intervals). 0 means 25s.
 	PingInterval time.Duration
+	// ParkAfter is how long a connection's client may send nothing before
+	// the connection parks: its reader goroutine ends, and the gateway's
+	// poller (epoll, on Linux) starts another when the client sends again.
+	// An idle connection then holds no goroutine and no stack. 0 means 1s;
+	// negative never parks.
+	ParkAfter time.Duration
 	// RequestTimeout is a request's inactivity timeout: the longest wait for
 	// the worker's next event. 0 means 30s.
 	RequestTimeout time.Duration
@@ -174,6 +181,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 const (
 	DefaultHelloTimeout       = 10 * time.Second
 	DefaultPingInterval       = 25 * time.Second
+	DefaultParkAfter          = time.Second
 	DefaultRequestTimeout     = 30 * time.Second
 	DefaultMaxRequestDuration = time.Hour
 	DefaultDrainPeriod        = 2 * time.Second
@@ -192,6 +200,9 @@ const (
 func (c Config) withDefaults() Config {
 	setDuration(&c.HelloTimeout, DefaultHelloTimeout)
 	setDuration(&c.PingInterval, DefaultPingInterval)
+	if c.ParkAfter == 0 {
+		c.ParkAfter = DefaultParkAfter
+	}
 	setDuration(&c.RequestTimeout, DefaultRequestTimeout)
 	setDuration(&c.MaxRequestDuration, DefaultMaxRequestDuration)
 	if c.DrainPeriod == 0 {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -10,9 +11,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/seed82ac63c1/fabric/internal/wsframe"
 	"github.com/seed82ac63c1/fabric/protocol"
 	"github.com/seed82ac63c1/fabric/subjects"
 )
@@ -24,19 +25,25 @@ const maxKeptReadBuffer = 64 << 10
 // the write of that close frame.
 const closeGrace = time.Second
 
+var errPollerClosed = errors.New("gateway: poller closed")
+
 var (
 	pingFrame = protocol.AppendServerFrame(nil, protocol.TypePing, "", 0, nil, "")
 	pongFrame = protocol.AppendServerFrame(nil, protocol.TypePong, "", 0, nil, "")
 )
 
-// conn is one WebSocket connection. Its reader goroutine (serve) owns it: it
-// parses every frame, and it alone tears the connection down. Frames to the
-// client go through enqueue, into a queue capped in bytes that a writer
-// goroutine drains; the writer runs only while the queue holds frames.
+// conn is one WebSocket connection after the handshake. Its reader
+// goroutine (serve, then readFrames) owns it: it reads every frame
+// (connReader and wsframe.Reader), and it alone tears the connection down.
+// A client silent for ParkAfter parks its connection: the reader goroutine
+// ends, and wake starts another when the client sends again or the
+// connection is closed; there is never more than one. Frames to the client
+// go through enqueue, into a queue capped in bytes that a writer goroutine
+// drains; the writer runs only while the queue holds frames.
 type conn struct {
 	gw   *Gateway
-	ws   *websocket.Conn
-	logp atomic.Pointer[slog.Logger] // gains the client's name and session id after hello
+	nc   net.Conn
+	logf atomic.Pointer[logFields] // gains the client's name, user and session id in hello
 
 	sess *session // set by the reader after hello; read-only afterwards
 
@@ -48,9 +55,20 @@ type conn struct {
 	ident       *identity
 	countedUser string
 
-	dec        protocol.FrameDecoder
-	rbuf       *bytes.Buffer // the frame being handled; nil between frames (reader only)
-	peerClosed bool          // the client's close frame arrived (reader only)
+	// Reading (reader only): in buffers the socket, frames checks and
+	// reassembles the client's frames, rbuf holds the message being read
+	// or handled (nil between messages).
+	in         connReader
+	frames     wsframe.Reader
+	rbuf       *bytes.Buffer
+	peerClosed bool // the client's close frame arrived
+
+	// parked: the connection waits on the gateway's poller, with no reader
+	// goroutine; whoever swaps it to false starts one. lastFrame is when
+	// the client's last message was read (UnixNano), for the ping timeout
+	// of a parked connection.
+	parked    atomic.Bool
+	lastFrame atomic.Int64
 
 	// The message rate (reader only): limiter is nil when unlimited;
 	// refused counts the frames refused since refusedSince.
@@ -61,6 +79,7 @@ type conn struct {
 	wmu       sync.Mutex
 	queue     [][]byte
 	spare     [][]byte // the previous batch's backing array, reused
+	pong      []byte   // a whole pong frame for the writer to send first; only the latest ping is answered
 	queued    int      // bytes queued or being written
 	writing   bool     // a writer goroutine is running
 	closing   bool     // close was called: no more frames are queued
@@ -74,68 +93,250 @@ type conn struct {
 	writers     sync.WaitGroup
 }
 
-func newConn(g *Gateway, ws *websocket.Conn, bearer string) *conn {
-	ws.SetReadLimit(g.cfg.MaxFrameBytes)
-	c := &conn{gw: g, ws: ws, bearer: bearer}
+func newConn(g *Gateway, nc net.Conn, bearer string) *conn {
+	c := &conn{gw: g, nc: nc, bearer: bearer}
+	c.in.init(nc)
+	c.frames.Limit = g.cfg.MaxFrameBytes
 	if g.cfg.MessageRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.cfg.MessageRate), g.cfg.MessageBurst)
 	}
-	c.logp.Store(g.log.With("remote", ws.RemoteAddr().String()))
+	c.logf.Store(&logFields{remote: nc.RemoteAddr().String()})
 	return c
 }
 
-// logger returns the connection's logger; any goroutine may call it.
-func (c *conn) logger() *slog.Logger { return c.logp.Load() }
+// logFields are the attributes of a connection's log lines. They are kept,
+// and a logger made from them for each line, because a logger made once per
+// connection costs about half a kilobyte that an idle connection would hold.
+type logFields struct{ remote, client, user, session string }
 
-// serve runs the connection: hello, then frames until the connection ends.
+// logger returns a logger with the connection's attributes; any goroutine
+// may call it.
+func (c *conn) logger() *slog.Logger {
+	f := c.logf.Load()
+	args := make([]any, 0, 8)
+	args = append(args, "remote", f.remote)
+	for _, kv := range [...]struct{ k, v string }{{"client", f.client}, {"user", f.user}, {"session", f.session}} {
+		if kv.v != "" {
+			args = append(args, kv.k, kv.v)
+		}
+	}
+	return c.gw.log.With(args...)
+}
+
+// setLogFields changes the connection's log attributes (reader only).
+func (c *conn) setLogFields(change func(*logFields)) {
+	f := *c.logf.Load()
+	change(&f)
+	c.logf.Store(&f)
+}
+
+// serve runs the connection: hello, then frames until the connection ends
+// or parks.
 func (c *conn) serve() {
-	defer c.teardown()
 	if !c.hello() {
-		c.drain()
+		c.end()
 		return
 	}
 	c.readFrames()
 }
 
-// readNext reads the next text message into c.rbuf. It handles binary frames
-// and read errors itself, returning ok=false when the reader must stop.
-func (c *conn) readNext(deadline time.Duration, onTimeout protocol.CloseCode, timeoutReason string) (ok bool) {
+// end finishes the connection, on its reader goroutine.
+func (c *conn) end() {
+	c.drain()
+	c.teardown()
+	c.gw.connWG.Done()
+}
+
+// readResult is how readNext ended.
+type readResult int
+
+const (
+	readMessage readResult = iota // a text message is in c.rbuf
+	readParked                    // the connection parked: the goroutine must return
+	readEnded                     // the connection is over
+)
+
+// readNext reads the next text message into c.rbuf, answering the
+// client's pings and close frame on the way. It handles binary messages,
+// malformed frames and read errors itself (readEnded); readParked means
+// the connection has parked and the goroutine must return without
+// touching it.
+func (c *conn) readNext(deadline time.Duration, onTimeout protocol.CloseCode, timeoutReason string) readResult {
 	if !c.stopping.Load() { // a closing connection keeps its close deadline
-		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+		_ = c.nc.SetReadDeadline(time.Now().Add(deadline))
 	}
-	mt, r, err := c.ws.NextReader()
-	if err == nil && mt == websocket.BinaryMessage {
-		c.close(protocol.CloseUnsupported, "binary frames are not supported")
+	for {
+		// Wait for the client here, holding no buffer; after ParkAfter,
+		// park.
+		if c.in.Buffered() == 0 && !c.frames.InMessage() {
+			c.releaseRead() // empty: no message has begun
+			if err := c.await(deadline); err == errParked {
+				return readParked
+			} else if err != nil {
+				c.readFailed(err, onTimeout, timeoutReason)
+				return readEnded
+			}
+		}
+		if c.rbuf == nil {
+			c.rbuf = readBuffers.Get().(*bytes.Buffer)
+		}
+		op, ctrl, err := c.frames.Next(&c.in, c.rbuf)
+		if err != nil {
+			c.readFailed(err, onTimeout, timeoutReason)
+			return readEnded
+		}
+		switch op {
+		case wsframe.OpText:
+			c.gw.metrics.bytesIn.Add(float64(c.rbuf.Len()))
+			if !utf8.Valid(c.rbuf.Bytes()) { // RFC 6455 §8.1: fail the connection
+				c.releaseRead()
+				c.close(protocol.CloseInvalidUTF8, "text frame is not valid UTF-8")
+				return readEnded
+			}
+			c.lastFrame.Store(time.Now().UnixNano())
+			return readMessage
+		case wsframe.OpBinary:
+			c.releaseRead()
+			c.close(protocol.CloseUnsupported, "binary frames are not supported")
+			return readEnded
+		case wsframe.OpPing:
+			c.enqueuePong(ctrl)
+		case wsframe.OpClose:
+			c.releaseRead()
+			c.peerClose(ctrl)
+			return readEnded
+		}
+		// A pong, or a ping answered: the message, if one is in progress,
+		// goes on.
+	}
+}
+
+// errParked is await's report that the connection has parked.
+var errParked = errors.New("gateway: parked")
+
+// await waits until the client has sent bytes and buffers them. A
+// connection past hello that hears nothing for ParkAfter parks instead
+// (errParked), unless it is closing. deadline is the wait readNext set.
+func (c *conn) await(deadline time.Duration) error {
+	parkAfter := c.gw.cfg.ParkAfter
+	if c.sess == nil || c.in.rc == nil || parkAfter < 0 || parkAfter >= deadline || c.stopping.Load() {
+		return c.in.fill()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(parkAfter))
+	err := c.in.fill()
+	var ne net.Error
+	if err == nil || !errors.As(err, &ne) || !ne.Timeout() || c.stopping.Load() {
+		return err // a closing connection's deadline is close's own
+	}
+	if c.park() {
+		return errParked
+	}
+	if !c.stopping.Load() {
+		_ = c.nc.SetReadDeadline(time.Now().Add(deadline - parkAfter))
+	}
+	return c.in.fill()
+}
+
+// park hands the connection to the gateway's poller and reports whether
+// it did: the reader goroutine must then return at once, without touching
+// the connection, since wake may already have started the next one.
+func (c *conn) park() bool {
+	p := c.gw.parkingPoller()
+	if p == nil {
 		return false
 	}
-	if err == nil {
-		c.rbuf = readBuffers.Get().(*bytes.Buffer)
-		_, err = c.rbuf.ReadFrom(r)
+	c.gw.metrics.parked.Inc() // each swap of parked to false decrements it
+	c.parked.Store(true)
+	if err := p.arm(c, c.in.rc); err != nil {
+		// Not parked, unless a waker has already taken over.
+		return !c.unpark()
 	}
-	if err == nil {
-		c.gw.metrics.bytesIn.Add(float64(c.rbuf.Len()))
-		if !utf8.Valid(c.rbuf.Bytes()) { // RFC 6455 §8.1: fail the connection
-			c.releaseRead()
-			c.close(protocol.CloseInvalidUTF8, "text frame is not valid UTF-8")
-			return false
-		}
-		return true
+	// close sets stopping and then wakes: either that wake saw parked, or
+	// this sees stopping and goes on reading here.
+	if c.stopping.Load() && c.unpark() {
+		return false
 	}
+	return true
+}
+
+// unpark swaps parked to false and reports whether this call did it: the
+// caller then owns the reader's part of the connection.
+func (c *conn) unpark() bool {
+	if !c.parked.CompareAndSwap(true, false) {
+		return false
+	}
+	c.gw.metrics.parked.Dec()
+	return true
+}
+
+// wake starts a reader goroutine for a parked connection; it is a no-op
+// for one that is not parked. The poller calls it when the socket becomes
+// readable, close and abort when the connection must end.
+func (c *conn) wake() {
+	if c.unpark() {
+		go c.readFrames()
+	}
+}
+
+// readFailed ends reading after err from the socket or the frame reader.
+func (c *conn) readFailed(err error, onTimeout protocol.CloseCode, timeoutReason string) {
 	c.releaseRead()
-	var ce *websocket.CloseError
+	var pe *wsframe.ProtocolError
 	var ne net.Error
 	switch {
-	case errors.As(err, &ce):
-		c.peerClosed = true
-		c.setCloseCode(protocol.CloseCode(ce.Code))
-	case errors.Is(err, websocket.ErrReadLimit):
-		// gorilla has already sent 1009.
-		c.markClosing(protocol.CloseTooLarge)
+	case errors.As(err, &pe):
+		c.close(protocol.CloseBadFrame, pe.Reason)
+	case errors.Is(err, wsframe.ErrTooLarge):
 		c.logger().Info("frame too large", "limit", c.gw.cfg.MaxFrameBytes)
+		c.close(protocol.CloseTooLarge, "frame too large")
 	case errors.As(err, &ne) && ne.Timeout():
 		c.close(onTimeout, timeoutReason)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+	default:
+		c.logger().Debug("read failed", "err", err)
 	}
-	return false
+}
+
+// peerClose handles the client's close frame: it answers with the same
+// code (RFC 6455 §5.5.1), unless the gateway had closed first, and ends
+// the connection. A malformed close frame is answered 1002.
+func (c *conn) peerClose(payload []byte) {
+	code, _, err := wsframe.ParseClose(payload)
+	if err != nil {
+		var pe *wsframe.ProtocolError
+		errors.As(err, &pe)
+		c.close(protocol.CloseBadFrame, pe.Reason)
+		return
+	}
+	c.peerClosed = true
+	c.setCloseCode(protocol.CloseCode(code))
+	if !c.markClosing(0) {
+		return // our close frame went first: this is the client's answer
+	}
+	msg := wsframe.AppendFrame(nil, wsframe.OpClose, wsframe.ClosePayload(code, ""))
+	c.wmu.Lock()
+	writerRunning := c.writing
+	if writerRunning {
+		c.closeMsg = msg
+	}
+	c.wmu.Unlock()
+	if writerRunning {
+		c.writers.Wait() // it sends the answer after the frame it is writing
+		return
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(closeGrace))
+	_, _ = c.nc.Write(msg)
+}
+
+// frameDecoders holds the decoders of client frames: a decoder's state is a
+// few hundred bytes that an idle connection need not hold.
+var frameDecoders = sync.Pool{New: func() any { return new(protocol.FrameDecoder) }}
+
+// decodeFrame decodes a client frame; its payload aliases b.
+func decodeFrame(b []byte) (protocol.ClientFrame, error) {
+	d := frameDecoders.Get().(*protocol.FrameDecoder)
+	defer frameDecoders.Put(d)
+	return d.Decode(b)
 }
 
 // readBuffers holds the buffers frames are read into. A connection holds
@@ -158,10 +359,10 @@ func (c *conn) releaseRead() {
 // hello reads the first frame, which must be sys/hello, opens or resumes the
 // session and sends sys/welcome.
 func (c *conn) hello() bool {
-	if !c.readNext(c.gw.cfg.HelloTimeout, protocol.CloseHelloTimeout, "no sys/hello in time") {
-		return false
+	if c.readNext(c.gw.cfg.HelloTimeout, protocol.CloseHelloTimeout, "no sys/hello in time") != readMessage {
+		return false // no session yet: it does not park
 	}
-	f, err := c.dec.Decode(c.rbuf.Bytes())
+	f, err := decodeFrame(c.rbuf.Bytes())
 	if err != nil || f.Type != protocol.TypeHello {
 		c.releaseRead()
 		c.close(protocol.CloseProtocol, "the first frame must be sys/hello")
@@ -174,7 +375,7 @@ func (c *conn) hello() bool {
 		return false
 	}
 	if h.Client != "" {
-		c.logp.Store(c.logger().With("client", truncate(h.Client)))
+		c.setLogFields(func(f *logFields) { f.client = truncate(h.Client) })
 	}
 	if !c.authenticateHello(&h) {
 		return false
@@ -186,7 +387,7 @@ func (c *conn) hello() bool {
 		return false
 	}
 	c.sess = s
-	c.logp.Store(c.logger().With("session", s.id))
+	c.setLogFields(func(f *logFields) { f.session = s.id })
 	c.wmu.Lock()
 	if !c.closing {
 		c.pingTimer = time.AfterFunc(c.gw.cfg.PingInterval, c.ping)
@@ -195,9 +396,18 @@ func (c *conn) hello() bool {
 	return true
 }
 
+// readFrames reads and handles the client's frames until the connection
+// ends or parks.
 func (c *conn) readFrames() {
 	idle := 2 * c.gw.cfg.PingInterval
-	for c.readNext(idle, protocol.ClosePingTimeout, "no frame for two ping intervals") {
+	for {
+		switch c.readNext(idle, protocol.ClosePingTimeout, "no frame for two ping intervals") {
+		case readParked:
+			return
+		case readEnded:
+			c.end()
+			return
+		}
 		if !c.stopping.Load() { // closing: read only to see the client's close frame
 			// A request's payload goes to NATS before handleFrame returns
 			// (durable mode copies it): the buffer is free after it.
@@ -205,12 +415,11 @@ func (c *conn) readFrames() {
 		}
 		c.releaseRead()
 	}
-	c.drain()
 }
 
 // handleFrame dispatches one client frame after hello.
 func (c *conn) handleFrame(b []byte) {
-	f, err := c.dec.Decode(b)
+	f, err := decodeFrame(b)
 	if c.limiter != nil && !c.limiter.Allow() {
 		c.rateLimited(&f, err == nil)
 		return
@@ -301,6 +510,10 @@ func (c *conn) reject(id string, err error) {
 }
 
 func (c *conn) ping() {
+	if c.parked.Load() && time.Since(time.Unix(0, c.lastFrame.Load())) >= 2*c.gw.cfg.PingInterval {
+		c.close(protocol.ClosePingTimeout, "no frame for two ping intervals")
+		return
+	}
 	c.wmu.Lock()
 	if c.closing {
 		c.wmu.Unlock()
@@ -326,6 +539,19 @@ func (c *conn) enqueue(frame []byte) {
 	}
 }
 
+// enqueuePong queues the answer to the client's WebSocket ping, ahead of
+// queued frames. A pong not yet sent is replaced: only the latest ping
+// needs an answer (RFC 6455 §5.5.3), so a ping flood costs no memory.
+func (c *conn) enqueuePong(payload []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closing {
+		return
+	}
+	c.pong = wsframe.AppendFrame(c.pong[:0], wsframe.OpPong, payload)
+	c.startWriterLocked()
+}
+
 // roomy reports whether the outbound queue is under half full, or closing.
 func (c *conn) roomy() bool {
 	c.wmu.Lock()
@@ -349,12 +575,16 @@ func (c *conn) enqueueLocked(frame []byte) bool {
 	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
+	c.startWriterLocked()
+	return true
+}
+
+func (c *conn) startWriterLocked() {
 	if !c.writing {
 		c.writing = true
 		c.writers.Add(1)
 		go c.writeLoop()
 	}
-	return true
 }
 
 // writeLoop writes queued frames until the queue is empty, then exits. When
@@ -370,23 +600,24 @@ func (c *conn) writeLoop() {
 			c.writing = false
 			c.wmu.Unlock()
 			if msg != nil {
-				_ = c.ws.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
-				_ = c.ws.WriteMessage(websocket.CloseMessage, msg)
+				_ = c.nc.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
+				_, _ = c.nc.Write(msg)
 			}
 			return
 		}
-		if len(c.queue) == 0 {
+		if len(c.queue) == 0 && c.pong == nil {
 			c.writing = false
+			c.spare = nil // an idle connection holds no batch
 			c.wmu.Unlock()
 			return
 		}
-		batch := c.queue
-		c.queue = c.spare[:0]
+		batch, pong := c.queue, c.pong
+		c.queue, c.pong = c.spare[:0], nil
 		c.wmu.Unlock()
 
 		written := 0
 		if !c.stopping.Load() {
-			if err := c.writeFrames(batch); err != nil {
+			if err := c.writeFrames(pong, batch); err != nil {
 				// A close frame cannot follow a frame cut short: the client
 				// sees the connection drop (1006) and reconnects.
 				c.logger().Warn("write failed; dropping the connection", "err", err, "write_timeout", c.gw.cfg.WriteTimeout.String())
@@ -409,29 +640,29 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// writeFrames writes each of frames as one WebSocket text frame, all with
-// one writev system call (net.Buffers): under load a batch holds many
-// frames, and a write per frame was most of the gateway's CPU. The frames
-// go to the socket directly, not through gorilla's writer: server frames
-// are unmasked and uncompressed, so a frame is a 2–10 byte header and the
-// payload. gorilla writes only control frames (pong, close), each with one
-// write call, which the socket serializes with this one.
-func (c *conn) writeFrames(frames [][]byte) error {
+// writeFrames writes a whole pong frame, if there is one, then each of
+// frames as one WebSocket text frame, all with one writev system call
+// (net.Buffers): under load a batch holds many frames, and a write per
+// frame was most of the gateway's CPU. Server frames are unmasked and
+// uncompressed, so a frame is a 2–10 byte header and the payload.
+func (c *conn) writeFrames(pong []byte, frames [][]byte) error {
 	v := writeVectors.Get().(*writeVector)
 	defer v.release()
 	for _, f := range frames {
-		v.hdrs = appendFrameHeader(v.hdrs, len(f))
+		v.hdrs = wsframe.AppendHeader(v.hdrs, wsframe.OpText, len(f))
+	}
+	if pong != nil {
+		v.bufs = append(v.bufs, pong)
 	}
 	off := 0
 	for _, f := range frames {
-		n := frameHeaderLen(len(f))
+		n := wsframe.HeaderLen(len(f))
 		v.bufs = append(v.bufs, v.hdrs[off:off+n], f)
 		off += n
 	}
-	nc := c.ws.NetConn()
-	_ = nc.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
 	wb := v.bufs // WriteTo consumes its copy
-	_, err := wb.WriteTo(nc)
+	_, err := wb.WriteTo(c.nc)
 	return err
 }
 
@@ -451,32 +682,6 @@ func (v *writeVector) release() {
 	clear(v.bufs)
 	v.hdrs, v.bufs = v.hdrs[:0], v.bufs[:0]
 	writeVectors.Put(v)
-}
-
-// appendFrameHeader appends the header of an unmasked, final text frame of
-// n payload bytes (RFC 6455 §5.2).
-func appendFrameHeader(b []byte, n int) []byte {
-	const finText = 0x80 | 0x1
-	switch {
-	case n < 126:
-		return append(b, finText, byte(n))
-	case n <= 0xFFFF:
-		return append(b, finText, 126, byte(n>>8), byte(n))
-	default:
-		return append(b, finText, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-}
-
-// frameHeaderLen is the length of appendFrameHeader's header for n bytes.
-func frameHeaderLen(n int) int {
-	switch {
-	case n < 126:
-		return 2
-	case n <= 0xFFFF:
-		return 4
-	default:
-		return 10
-	}
 }
 
 func sizeOf(frames [][]byte) int {
@@ -507,7 +712,7 @@ func (c *conn) markClosing(code protocol.CloseCode) bool {
 	if code != 0 {
 		c.closeCode = code
 	}
-	c.queue = nil
+	c.queue, c.pong = nil, nil
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
@@ -523,7 +728,7 @@ func (c *conn) markClosing(code protocol.CloseCode) bool {
 // Safe to call from any goroutine, more than once; only the first call has
 // effect.
 func (c *conn) close(code protocol.CloseCode, reason string) {
-	msg := websocket.FormatCloseMessage(int(code), reason)
+	msg := wsframe.AppendFrame(nil, wsframe.OpClose, wsframe.ClosePayload(int(code), reason))
 	c.wmu.Lock()
 	if c.closing {
 		c.wmu.Unlock()
@@ -532,7 +737,7 @@ func (c *conn) close(code protocol.CloseCode, reason string) {
 	c.closing = true
 	c.stopping.Store(true)
 	c.closeCode = code
-	c.queue = nil
+	c.queue, c.pong = nil, nil
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
@@ -549,15 +754,18 @@ func (c *conn) close(code protocol.CloseCode, reason string) {
 	if writerRunning {
 		wait += c.gw.cfg.WriteTimeout
 	} else {
-		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace))
+		_ = c.nc.SetWriteDeadline(time.Now().Add(closeGrace))
+		_, _ = c.nc.Write(msg)
 	}
-	_ = c.ws.SetReadDeadline(time.Now().Add(wait))
+	_ = c.nc.SetReadDeadline(time.Now().Add(wait))
+	c.wake() // a parked connection reads the client's answer, or times out
 }
 
 // abort ends the connection at once, without a closing handshake.
 func (c *conn) abort() {
 	c.markClosing(0)
-	_ = c.ws.NetConn().Close()
+	_ = c.nc.Close()
+	c.wake() // a parked connection ends
 }
 
 // drain waits, up to closeGrace, for the client to answer our close frame, so
@@ -569,11 +777,10 @@ func (c *conn) drain() {
 	if !closing || c.peerClosed {
 		return
 	}
-	raw := c.ws.NetConn()
-	_ = raw.SetReadDeadline(time.Now().Add(closeGrace))
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeGrace))
 	buf := make([]byte, 4096)
 	for limit := 4 * c.gw.cfg.MaxFrameBytes; limit > 0; {
-		n, err := raw.Read(buf)
+		n, err := c.nc.Read(buf)
 		limit -= int64(n)
 		if err != nil {
 			return
@@ -584,7 +791,16 @@ func (c *conn) drain() {
 // teardown runs once, on the reader goroutine, when the connection ends.
 func (c *conn) teardown() {
 	c.markClosing(0)
-	_ = c.ws.NetConn().Close()
+	if c.in.rc != nil {
+		c.gw.mu.Lock()
+		p := c.gw.poller
+		c.gw.mu.Unlock()
+		if p != nil {
+			p.remove(c, c.in.rc)
+		}
+	}
+	_ = c.nc.Close()
+	c.in.release()
 	c.writers.Wait()
 	c.wmu.Lock()
 	code := c.closeCode

@@ -62,12 +62,12 @@ type Gateway struct {
 	bg        sync.WaitGroup // durable mode's claims, replay starts and stores in flight
 
 	shutdownOnce sync.Once
-}
 
-// readBufferSize is each connection's read buffer: most frames fit in it,
-// and a larger one is read into the frame's own buffer. It stays allocated
-// while the connection idles, so it is kept small.
-const readBufferSize = 1024
+	// pollerOnce starts poller, which parked connections wait on, at the
+	// first park; nil if it could not start.
+	pollerOnce sync.Once
+	poller     *poller
+}
 
 // New returns a gateway that publishes requests on nc. The caller owns nc and
 // drains it after [Gateway.Shutdown].
@@ -115,9 +115,12 @@ func New(nc *nats.Conn, cfg Config, opts ...Option) (*Gateway, error) {
 		Subprotocols:      []string{protocol.Subprotocol},
 		CheckOrigin:       g.checkOrigin,
 		EnableCompression: false, // a read limit would not bound decompressed bytes
-		ReadBufferSize:    readBufferSize,
-		WriteBufferSize:   4096,
-		WriteBufferPool:   &sync.Pool{},
+		// gorilla does the handshake only: the connection reads and
+		// writes its frames itself (conn.go), so gorilla's buffers are
+		// made as small as it allows and never used.
+		ReadBufferSize:  128,
+		WriteBufferSize: 128,
+		WriteBufferPool: &sync.Pool{},
 	}
 	if cfg.Auth != nil {
 		if cfg.Auth.Authenticator == nil {
@@ -272,15 +275,30 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := newConn(g, ws, bearerToken(r))
+	c := newConn(g, ws.NetConn(), bearerToken(r)) // gorilla's conn is done with: frames are read and written on the socket
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
 	g.mu.Unlock()
 	g.metrics.connections.Inc()
-	go func() {
-		defer g.connWG.Done()
-		c.serve()
-	}()
+	go c.serve() // its end calls connWG.Done
+}
+
+// parkingPoller returns the poller that parked connections wait on,
+// starting it at the first call; nil when connections cannot park.
+func (g *Gateway) parkingPoller() *poller {
+	g.pollerOnce.Do(func() {
+		p, err := newPoller()
+		if err != nil {
+			g.log.Warn("idle connections will keep their goroutines", "err", err)
+			return
+		}
+		g.mu.Lock()
+		g.poller = p
+		g.mu.Unlock()
+	})
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.poller
 }
 
 func (g *Gateway) removeConn(c *conn) {
@@ -322,6 +340,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			g.mu.Unlock()
 			<-done
 			err = ctx.Err()
+		}
+		g.mu.Lock()
+		p := g.poller
+		g.mu.Unlock()
+		if p != nil {
+			p.close() // every connection has ended
 		}
 		g.awaitHandoff(ctx)
 		for _, s := range g.sessionList() {

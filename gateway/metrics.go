@@ -41,6 +41,7 @@ const (
 
 type metrics struct {
 	connections     prometheus.Gauge
+	parked          prometheus.Gauge
 	sessions        prometheus.Gauge
 	sessionsResumed prometheus.Counter
 	requests        *prometheus.CounterVec
@@ -64,6 +65,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "fabric_gateway_connections", Help: "Open WebSocket connections."}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fabric_gateway_parked_connections", Help: "Open connections parked: their client idle for ParkAfter, they hold no goroutine."}),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "fabric_gateway_sessions", Help: "Sessions held, connected or awaiting resume."}),
 		sessionsResumed: prometheus.NewCounter(prometheus.CounterOpts{
@@ -98,7 +101,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"kind", "result"}),
 		routes: make(map[string]struct{}),
 	}
-	reg.MustRegister(m.connections, m.sessions, m.sessionsResumed, m.requests, m.duration,
+	reg.MustRegister(m.connections, m.parked, m.sessions, m.sessionsResumed, m.requests, m.duration,
 		m.events, m.pushes, m.bytesIn, m.bytesOut, m.closes, m.badFrames, m.slowConsumers, m.rateLimited, m.refusedConns, m.authentications)
 	for _, reason := range []string{"max_connections", "connection_rate", "draining", "token_in_query"} {
 		m.refusedConns.WithLabelValues(reason) // exported at 0 from the start, for dashboards

@@ -193,7 +193,7 @@ func TestMalformedFrames(t *testing.T) {
 		{"text fragments not UTF-8 together", append(frame(opText, []byte(`{"type":"demo/echo","id":"x","payload":"`+"\xc3")), frame(finBit|opCont, []byte(`"}`))...), false, int(protocol.CloseInvalidUTF8)},
 		{"length over maxFrameBytes", frameHeader(finBit|opText, maxFrame+1, true), false, int(protocol.CloseTooLarge)},
 		{"64-bit length of 2^62", frameHeader(finBit|opText, 1<<62, true), false, int(protocol.CloseTooLarge)},
-		{"64-bit length with its top bit set", frameHeader(finBit|opText, 1<<63, true), false, 0},
+		{"64-bit length with its top bit set", frameHeader(finBit|opText, 1<<63, true), false, int(websocket.CloseProtocolError)},
 		{"fragments over maxFrameBytes together", append(frame(opText, make([]byte, 3000)), frame(finBit|opCont, make([]byte, 3000))...), false, int(protocol.CloseTooLarge)},
 		{"length shorter than the frame", append(frame(finBit|opText, echo[:5]), echo[5:]...), false, int(websocket.CloseProtocolError)},
 		{"length longer than what comes", append(frameHeader(finBit|opText, 1000, true), echo...), true, 0},

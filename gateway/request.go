@@ -146,6 +146,9 @@ func (s *session) start(f *protocol.ClientFrame) error {
 	}
 	defer s.mu.Unlock()
 	r.started = time.Now()
+	if s.requests == nil {
+		s.requests = make(map[string]*request)
+	}
 	s.requests[r.id] = r
 	r.timer = time.AfterFunc(g.cfg.RequestTimeout, func() { s.onTimeout(r) })
 	r.deadline = time.AfterFunc(g.cfg.MaxRequestDuration, func() { s.onDeadline(r) })
@@ -532,6 +535,9 @@ func (s *session) endLocked(r *request, outcome string) {
 	}
 	if s.requests[r.id] == r {
 		delete(s.requests, r.id)
+		if len(s.requests) == 0 {
+			s.requests = nil // a map keeps its memory when emptied; an idle session holds none
+		}
 	}
 	if outcome == "" {
 		outcome = r.outcome

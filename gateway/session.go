@@ -177,7 +177,6 @@ func (g *Gateway) newSession(id, user string) (*session, error) {
 		user:      user,
 		gw:        g,
 		ident:     anonymous, // until attach
-		requests:  make(map[string]*request),
 		finishing: make(map[string]time.Time),
 	}
 	g.mu.Lock()
