@@ -39,11 +39,15 @@ type gatewaySample struct {
 var sampledMetrics = []string{"go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines", "fabric_gateway_connections",
 	"go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes"}
 
-// sample reads the gateway's RSS and metrics twice, a second apart, and
-// keeps the smaller of each: a collection between the two shows.
+// sample reads the gateway's RSS and metrics a second apart until RSS
+// has settled (two readings within 1%), at most ten times, and keeps the
+// smallest of each. After a collection the runtime returns freed memory
+// to the OS over a few seconds (its scavenger): a reading right after it
+// holds garbage the gateway no longer uses, by a varying amount.
 func (f *fabric) sample(ctx context.Context) (gatewaySample, error) {
 	s := gatewaySample{math.Inf(1), math.Inf(1), math.Inf(1), math.Inf(1), math.Inf(1), math.Inf(1)}
-	for i := range 2 {
+	prev := math.Inf(1)
+	for i := range 10 {
 		if i > 0 {
 			select {
 			case <-ctx.Done():
@@ -59,12 +63,17 @@ func (f *fabric) sample(ctx context.Context) (gatewaySample, error) {
 		if err != nil {
 			return s, err
 		}
+		settled := math.Abs(float64(rss)-prev) < 0.01*prev
+		prev = float64(rss)
 		s.rss = min(s.rss, float64(rss))
 		s.heapInuse = min(s.heapInuse, m[sampledMetrics[0]])
 		s.stackInuse = min(s.stackInuse, m[sampledMetrics[1]])
 		s.goroutines = min(s.goroutines, m[sampledMetrics[2]])
 		s.conns = min(s.conns, m[sampledMetrics[3]])
 		s.heapKept = min(s.heapKept, m[sampledMetrics[4]]-m[sampledMetrics[5]])
+		if settled {
+			break
+		}
 	}
 	return s, nil
 }
@@ -180,7 +189,7 @@ func Idle(ctx context.Context, cfg Config) (_ *Report, err error) {
 			}
 		}
 		gcSeen = true
-		r.Notes = append(r.Notes, "sampled after two garbage collections forced in the gateway (/debug/pprof/heap?gc=1)")
+		r.Notes = append(r.Notes, "sampled after two garbage collections forced in the gateway (/debug/pprof/heap?gc=1), once RSS had settled")
 	} else {
 		cfg.logf("idle: waiting up to %s for a garbage collection in the gateway", cfg.GCWait)
 		waitStart := time.Now()
