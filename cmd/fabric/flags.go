@@ -115,6 +115,7 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&g.cfg.RequestTimeout, "request-timeout", gateway.DefaultRequestTimeout, "a request's inactivity timeout")
 	fs.DurationVar(&g.cfg.HelloTimeout, "hello-timeout", gateway.DefaultHelloTimeout, "time a client has to send sys/hello")
 	fs.DurationVar(&g.cfg.PingInterval, "ping-interval", gateway.DefaultPingInterval, "interval of sys/ping; a client silent for two is closed")
+	fs.DurationVar(&g.cfg.ParkAfter, "park-after", gateway.DefaultParkAfter, "silence after which a connection parks: no goroutine until its client sends (Linux; negative: never)")
 	fs.DurationVar(&g.cfg.SessionRetention, "session-retention", gateway.DefaultSessionRetention, "how long a session awaits resume after its connection drops")
 	fs.Int64Var(&g.cfg.MaxFrameBytes, "max-frame-bytes", gateway.DefaultMaxFrameBytes, "largest inbound frame")
 	fs.IntVar(&g.cfg.MaxInFlight, "max-in-flight", gateway.DefaultMaxInFlight, "requests in flight per connection")
