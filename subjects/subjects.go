@@ -112,6 +112,25 @@ func (s Space) ParseEvent(session, subject string) (id, tail string, ok bool) {
 	}
 }
 
+// EventRequest returns the session and message id of an event subject
+// ("<prefix>.evt.<session>.<id>.<type tokens>.<suffix>") or of a reply
+// subject R, without checking the rest. It allocates nothing.
+func (s Space) EventRequest(subject string) (session, id string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, s.evt)
+	if !ok {
+		return "", "", false
+	}
+	session, rest, ok = strings.Cut(rest, ".")
+	if !ok || session == "" {
+		return "", "", false
+	}
+	id, _, _ = strings.Cut(rest, ".")
+	if id == "" {
+		return "", "", false
+	}
+	return session, id, true
+}
+
 // EventSuffix returns the suffix of an event tail (see [Space.ParseEvent]) of
 // a request whose type tokens are typeTokens.
 func EventSuffix(tail, typeTokens string) (suffix string, ok bool) {

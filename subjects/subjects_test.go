@@ -207,6 +207,31 @@ func TestParseEvent(t *testing.T) {
 	}
 }
 
+func TestEventRequest(t *testing.T) {
+	fabric := subjects.MustSpace("")
+	acme := subjects.MustSpace("acme.prod")
+	for _, tc := range []struct {
+		space       subjects.Space
+		subject     string
+		session, id string
+		ok          bool
+	}{
+		{fabric, subjects.Event(fabric.Reply("S", "m1"), "orchestrator/query", "progress"), "S", "m1", true},
+		{fabric, fabric.Reply("S", "m1"), "S", "m1", true},
+		{acme, subjects.Event(acme.Reply("S", "m-2"), "demo/count", "finish"), "S", "m-2", true},
+		{acme, subjects.Event(fabric.Reply("S", "m1"), "demo/count", "finish"), "", "", false},
+		{fabric, "fabric.evt.S", "", "", false},
+		{fabric, "fabric.evt.S.", "", "", false},
+		{fabric, "fabric.evt..m1.x", "", "", false},
+		{fabric, "fabric.req.S.m1", "", "", false},
+	} {
+		session, id, ok := tc.space.EventRequest(tc.subject)
+		if session != tc.session || id != tc.id || ok != tc.ok {
+			t.Errorf("EventRequest(%q) = %q, %q, %v; want %q, %q, %v", tc.subject, session, id, ok, tc.session, tc.id, tc.ok)
+		}
+	}
+}
+
 func TestParseEventAllocs(t *testing.T) {
 	space := subjects.MustSpace("")
 	subject := subjects.Event(space.Reply(session, "m1"), "orchestrator/query", "progress")
