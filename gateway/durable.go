@@ -49,7 +49,18 @@ type store struct {
 	sessions jetstream.KeyValue
 	cfg      DurableConfig
 	space    subjects.Space
+	groups   replayGroups
+	// consumerIdle is how long the server keeps a replay's consumer once
+	// nobody pulls from it; 0 means replayConsumerIdle.
+	consumerIdle time.Duration
 }
+
+// replayConsumerIdle is how long a replay's stopped consumer stays on the
+// server. nats.go's default for an ordered consumer is five minutes: after
+// a gateway's death, hundreds of stopped consumers stayed that long, each
+// checked against every new message. A running replay always has a pull
+// waiting, so it is never idle.
+const replayConsumerIdle = 5 * time.Second
 
 // storeNames returns the stream and bucket names for a prefix: "FABRIC_EVENTS",
 // "FABRIC_REQUESTS", "FABRIC_SESSIONS" for "fabric".
@@ -241,14 +252,34 @@ func (st *store) forgetSession(ctx context.Context, id string) error {
 
 // replay delivers the stored events of request (session, id) to deliver, in
 // the order they were stored, and then those stored later, until stop is
-// called. Before each event it waits for pace, so that a replay goes at its
-// client's speed. deliver runs on one goroutine. If the consumer fails
-// before stop (its reset after a NATS failure failed for good), ended is
-// called with the error.
+// called. deliver runs on one goroutine. If the replay ends before stop (its
+// consumer's reset after a NATS failure failed for good, or it left its
+// group: errReplaySlow), ended is called with the error.
+//
+// Replays that start together share a consumer (replaygroup.go). A replay
+// that left its group for a slow client runs alone, and waits for pace
+// before each event, so that it goes at its client's speed.
 func (st *store) replay(ctx context.Context, session, id string, pace func(context.Context) error, deliver func(jetstream.Msg), ended func(error)) (stop func(), err error) {
+	key := replayKey{session, id}
+	if !st.groups.takeSolo(key) {
+		return st.replayGrouped(ctx, key, pace, deliver, ended)
+	}
+	return st.consume(ctx, []string{st.space.Reply(session, id) + ".>"}, pace, deliver, ended)
+}
+
+// consume reads the stored messages on filters, from the first, through an
+// ordered consumer, and hands each to deliver, on one goroutine, until stop
+// is called; with pace, it waits for pace before each. If the consumer fails
+// before stop, ended is called with the error.
+func (st *store) consume(ctx context.Context, filters []string, pace func(context.Context) error, deliver func(jetstream.Msg), ended func(error)) (stop func(), err error) {
+	idle := st.consumerIdle
+	if idle == 0 {
+		idle = replayConsumerIdle
+	}
 	cons, err := st.js.OrderedConsumer(ctx, st.stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{st.space.Reply(session, id) + ".>"},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		FilterSubjects:    filters,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: idle,
 	})
 	if err != nil {
 		return nil, err
@@ -267,7 +298,7 @@ func (st *store) replay(ctx context.Context, session, id string, pace func(conte
 				}
 				return
 			}
-			if pace(runCtx) != nil {
+			if pace != nil && pace(runCtx) != nil {
 				return
 			}
 			deliver(m)
@@ -525,7 +556,11 @@ func (s *session) replayEnded(r *request, gen int, err error) {
 	if s.requests[r.id] != r || r.replayGen != gen || r.held {
 		return
 	}
-	s.rlog(r).Warn("replay consumer failed: starting it again", "sent", r.sent, "err", err)
+	if errors.Is(err, errReplaySlow) {
+		s.rlog(r).Debug("replay goes on alone, at its client's speed", "sent", r.sent)
+	} else {
+		s.rlog(r).Warn("replay consumer failed: starting it again", "sent", r.sent, "err", err)
+	}
 	s.replayLocked(r)
 }
 
