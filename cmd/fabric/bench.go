@@ -40,7 +40,8 @@ Run "fabric bench SCENARIO -h" for its flags.
 `
 
 // runBench is `fabric bench`: a load generator, and the hidden children its
-// baselines run (`fabric bench responder`, `fabric bench echo-server`).
+// baselines run (`fabric bench responder`, `fabric bench echo-server`,
+// `fabric bench relay`).
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, benchUsage)
@@ -52,6 +53,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchResponder(ctx, args, stdout)
 	case "echo-server":
 		return runBenchEchoServer(ctx, args, stdout)
+	case "relay":
+		return runBenchRelay(ctx, args, stdout)
 	}
 	var run func(context.Context, bench.Config) (*bench.Report, error)
 	fs := newFlagSet("bench " + scenario)
@@ -160,4 +163,16 @@ func runBenchEchoServer(ctx context.Context, args []string, stdout io.Writer) er
 		return err
 	}
 	return bench.ServeEcho(ctx, *listen, stdout)
+}
+
+// runBenchRelay is `fabric bench relay`, the bare WebSocket-to-NATS relay
+// baseline: a child of `fabric bench latency`.
+func runBenchRelay(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("bench relay")
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	url := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	return bench.ServeRelay(ctx, *listen, *url, stdout)
 }

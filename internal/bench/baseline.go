@@ -91,6 +91,63 @@ func ServeEcho(ctx context.Context, addr string, ready io.Writer) error {
 	return nil
 }
 
+// ServeRelay serves, at addr until ctx ends, the least a WebSocket gateway
+// in front of NATS can do: each text message of a connection is published
+// on the responder's subject (baselineEcho, or baselineCount with ?n=5 in
+// the URL) with a reply subject of the connection's own, and each reply is
+// written back as a text message. No protocol, no session, no ids, no
+// tracing: what it costs over NATS's own WebSocket listener is the extra
+// process a gateway is, and what the fabric costs over it is the fabric's
+// own work. It writes "relay listening ADDR" to ready.
+func ServeRelay(ctx context.Context, addr, natsURL string, ready io.Writer) error {
+	nc, err := nats.Connect(natsURL, nats.Name("fabric-bench-relay"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		subject := baselineEcho
+		if r.URL.Query().Get("n") == strconv.Itoa(countReplies) {
+			subject = baselineCount
+		}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		inbox := nc.NewInbox()
+		// One subscription, so one goroutine writes to ws at a time.
+		sub, err := nc.Subscribe(inbox, func(m *nats.Msg) { _ = ws.WriteMessage(websocket.TextMessage, m.Data) })
+		if err != nil {
+			return
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := nc.PublishRequest(subject, inbox, msg); err != nil {
+				return
+			}
+		}
+	})}
+	fmt.Fprintln(ready, "relay listening", ln.Addr())
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
 // natsClient does the baselines' request/reply on one NATS connection: a
 // publish with a reply subject, and the replies on a subscription to it.
 type natsClient struct {

@@ -30,6 +30,7 @@ type latencyTarget struct {
 var (
 	responderReady  = regexp.MustCompile(`responder ready`)
 	echoServerReady = regexp.MustCompile(`echo server listening (\S+)`)
+	relayReady      = regexp.MustCompile(`relay listening (\S+)`)
 )
 
 // latencyRounds: the targets take turns, each for a fifth of its budget at
@@ -70,6 +71,10 @@ func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
+	relayAddr, err := f.startExtra(ctx, "relay", relayReady, "bench", "relay", "--listen", "127.0.0.1:0", "--nats", f.natsURL)
+	if err != nil {
+		return nil, err
+	}
 	fc, err := dialFabric(ctx, f.wsURL(), nil)
 	if err != nil {
 		return nil, err
@@ -96,6 +101,12 @@ func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
 		}
 		defer ec.close()
 		targets = append(targets, &latencyTarget{target: TargetWSEcho, kase: k.kase, roundTrip: func() (roundTripResult, error) { return ec.roundTrip(payload) }})
+		rc, err := dialEcho(ctx, relayAddr, k.replies) // the same client: a message out, replies back
+		if err != nil {
+			return nil, fmt.Errorf("bench: relay baseline: %w", err)
+		}
+		defer rc.close()
+		targets = append(targets, &latencyTarget{target: TargetWSRelay, kase: k.kase, roundTrip: func() (roundTripResult, error) { return rc.roundTrip(payload) }})
 	}
 
 	if err := measureRounds(ctx, cfg, targets); err != nil {
@@ -121,7 +132,8 @@ func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
 	r.ComputeRatios()
 	r.Notes = append(r.Notes,
 		"fabric rows: the last event is the request's :finish (1 event: :response + :finish; 5 events: 4 × :progress, :response, :finish)",
-		"baselines: the same payload answered with 1 or 5 messages; nats-tcp and nats-ws are nats.go request/reply (a publish with a reply subject) to a plain responder process")
+		"baselines: the same payload answered with 1 or 5 messages; nats-tcp and nats-ws are nats.go request/reply (a publish with a reply subject) to a plain responder process",
+		"ws-relay: a bare WebSocket-to-NATS relay process in front of the same responder, the fabric's topology with nothing of the fabric: client → relay → NATS → responder → NATS → relay → client")
 	return r, nil
 }
 

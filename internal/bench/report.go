@@ -15,6 +15,7 @@ const (
 	TargetNATSTCP = "nats-tcp" // nats.go request/reply over TCP
 	TargetNATSWS  = "nats-ws"  // nats.go request/reply over NATS's WebSocket listener
 	TargetWSEcho  = "ws-echo"  // a plain gorilla/websocket echo server: the floor
+	TargetWSRelay = "ws-relay" // a bare WebSocket-to-NATS relay in front of the responder: a gateway's floor
 )
 
 // Report is what a scenario measured, how, and where.

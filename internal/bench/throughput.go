@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -91,9 +92,15 @@ func Throughput(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if _, err := f.startExtra(ctx, "responder", responderReady, "bench", "responder", "--nats", f.natsURL); err != nil {
 		return nil, err
 	}
+	responder := f.extra[len(f.extra)-1].pid()
+	relayAddr, err := f.startExtra(ctx, "relay", relayReady, "bench", "relay", "--listen", "127.0.0.1:0", "--nats", f.natsURL)
+	if err != nil {
+		return nil, err
+	}
 	self := proc{"load generator", os.Getpid()}
 	fabricProcs := []proc{{"gateway", f.gateway.pid()}, {"nats", f.nats.pid()}, {"worker", f.worker.pid()}, self}
-	baselineProcs := []proc{{"nats", f.nats.pid()}, {"responder", f.extra[len(f.extra)-1].pid()}, self}
+	baselineProcs := []proc{{"nats", f.nats.pid()}, {"responder", responder}, self}
+	relayProcs := []proc{{"relay", f.extra[len(f.extra)-1].pid()}, {"nats", f.nats.pid()}, {"responder", responder}, self}
 
 	var best float64 // the fabric's highest saturation, in events/s
 	for i, n := range counts {
@@ -121,11 +128,18 @@ func Throughput(ctx context.Context, cfg Config) (_ *Report, err error) {
 		if err != nil {
 			return nil, err
 		}
+		cfg.logf("throughput: %s × %d in flight, ws-relay", kase, window)
+		rr, err := runLoad(ctx, cfg, r, n, window, 0, cfg.Warmup, cfg.duration(), relayProcs,
+			func(fl *flow, l *loadSet) (loadConn, error) { return dialRelayLoad(ctx, relayAddr, window, fl, l) })
+		if err != nil {
+			return nil, err
+		}
 		if err := f.alive(); err != nil {
 			return nil, err
 		}
 		r.AddLatency(kase, "last", TargetFabric, fr.latency)
 		r.AddLatency(kase, "last", TargetNATSWS, br.latency)
+		r.AddLatency(kase, "last", TargetWSRelay, rr.latency)
 		best = max(best, fr.eventRate())
 		r.AddValue("fabric "+kase+": events/s", math.Round(fr.eventRate()), "")
 		r.AddValue("fabric "+kase+": requests/s", math.Round(fr.requestRate()), "")
@@ -138,8 +152,12 @@ func Throughput(ctx context.Context, cfg Config) (_ *Report, err error) {
 		r.AddValue("nats-ws "+kase+": nats-server CPU per million replies", br.perMillion("nats"), "s")
 		r.AddValue("nats-ws "+kase+": nats+responder CPU per million replies", br.perMillion("nats", "responder"), "s")
 		r.AddValue("nats-ws "+kase+": load generator CPU", br.cores(self.name), "cores")
+		r.AddValue("ws-relay "+kase+": replies/s", math.Round(rr.eventRate()), "")
+		r.AddValue("ws-relay "+kase+": relay CPU per million replies", rr.perMillion("relay"), "s")
+		r.AddValue("ws-relay "+kase+": relay+nats+responder CPU per million replies", rr.perMillion("relay", "nats", "responder"), "s")
 		r.AddValue(kase+": fabric events/s ÷ nats-ws replies/s", ratio(fr.eventRate(), br.eventRate()), "×")
 		r.AddValue(kase+": fabric requests/s ÷ nats-ws requests/s", ratio(fr.requestRate(), br.requestRate()), "×")
+		r.AddValue(kase+": fabric events/s ÷ ws-relay replies/s", ratio(fr.eventRate(), rr.eventRate()), "×")
 	}
 	r.ComputeRatios()
 
@@ -176,7 +194,7 @@ func Throughput(ctx context.Context, cfg Config) (_ *Report, err error) {
 	}
 	r.AddValue(fmt.Sprintf("highest offered rate with p99 < %s (%d conns)", rateP99Bound, rateConns), highest, "events/s")
 	r.Notes = append(r.Notes,
-		fmt.Sprintf("saturation: each connection keeps %d requests in flight, closed loop, for --duration after --warmup; fabric: demo/count n=4, events are every event frame received (4 × :progress, :response, :finish: %d per request); nats-ws: nats.go over ws:// to NATS's WebSocket listener, a request answered with %d replies by a plain responder process (bench responder)", window, countFrames, countReplies),
+		fmt.Sprintf("saturation: each connection keeps %d requests in flight, closed loop, for --duration after --warmup; fabric: demo/count n=4, events are every event frame received (4 × :progress, :response, :finish: %d per request); nats-ws: nats.go over ws:// to NATS's WebSocket listener, a request answered with %d replies by a plain responder process (bench responder); ws-relay: the same requests through a bare WebSocket-to-NATS relay process (bench relay), the fabric's topology with nothing of the fabric", window, countFrames, countReplies),
 		"latency rows (last): from a request's send to its :finish (fabric) or its last reply (nats-ws); requests/s ÷ requests/s compares the same work, events/s ÷ replies/s counts the fabric's :finish as an event",
 		"CPU: utime+stime of each process from /proc/<pid>/stat, 10 ms resolution, over the measured time; all processes, the load generator included, share this machine's CPUs",
 		fmt.Sprintf("fixed rates: open loop on %d connections, each sending its share of the offered events/s (÷ %d per request) at a steady pace, at most %d in flight, each request timed from when it was due; %s unmeasured, then --rate-duration measured; without --rate, steps of a tenth of the highest saturation events/s until p99 ≥ %s", rateConns, countFrames, rateMaxWindow, rateSettle, rateP99Bound))
@@ -535,6 +553,65 @@ func (l *fabricLoad) read(fl *flow) error {
 			continue
 		}
 		if strings.HasSuffix(t, ":finish") {
+			l.p.end(id, fl)
+		}
+	}
+}
+
+// relayLoad is a ws-relay baseline connection of the throughput scenario:
+// each request's payload starts with its id and a colon, which the
+// responder's replies, the same payload, bring back.
+type relayLoad struct {
+	ws  *websocket.Conn
+	wmu sync.Mutex
+	buf []byte
+	p   *inFlight
+}
+
+func dialRelayLoad(ctx context.Context, addr string, window int, fl *flow, s *loadSet) (*relayLoad, error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ws, _, err := dialer(nil).DialContext(dctx, fmt.Sprintf("ws://%s/?n=%d", addr, countReplies), nil)
+	if err != nil {
+		return nil, err
+	}
+	l := &relayLoad{ws: ws, p: newInFlight(window, countReplies)}
+	s.readers.Go(func() { s.fail(l.p, l.read(fl)) }) // read returns only when the connection ends
+	return l, nil
+}
+
+func (l *relayLoad) inFlight() *inFlight { return l.p }
+
+func (l *relayLoad) send(id uint64) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.buf = append(append(strconv.AppendUint(l.buf[:0], id, 10), ':'), payload...)
+	_ = l.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return l.ws.WriteMessage(websocket.TextMessage, l.buf)
+}
+
+func (l *relayLoad) close() {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	_ = l.ws.Close()
+}
+
+func (l *relayLoad) read(fl *flow) error {
+	for {
+		_, msg, err := l.ws.ReadMessage()
+		if err != nil {
+			return err
+		}
+		fl.events.Add(1)
+		head, _, _ := bytes.Cut(msg, []byte{':'})
+		id, err := strconv.ParseUint(string(head), 10, 64)
+		if err != nil {
+			return fmt.Errorf("bench: a relay reply without a request id: %.300s", msg)
+		}
+		switch l.p.frame(id, false) {
+		case 0:
+			fl.stray.Add(1)
+		case countReplies:
 			l.p.end(id, fl)
 		}
 	}
