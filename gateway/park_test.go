@@ -153,3 +153,74 @@ func TestParkedSilentClient(t *testing.T) {
 		t.Errorf("closed after %s, before two ping intervals", waited)
 	}
 }
+
+// TestParkedConnectionsUnderChurn: connections park and wake many times
+// over, while their clients send at random moments, drop, close, and the
+// gateway finally shuts down: every request still gets its response and
+// :finish, and goleak (TestMain) finds every goroutine returned.
+func TestParkedConnectionsUnderChurn(t *testing.T) {
+	const conns, rounds = 40, 15
+	f := fabrictest.Start(t, gateway.Config{ParkAfter: 2 * time.Millisecond})
+	g := f.Gateway
+	errs := make(chan error, conns)
+	for c := range conns {
+		go func() {
+			errs <- func() error {
+				ws, _, err := fabrictest.TryDial(t, g.URL, nil) // closed at cleanup
+				if err != nil {
+					return err
+				}
+				if err := ws.Conn.WriteJSON(map[string]any{"type": "sys/hello"}); err != nil {
+					return err
+				}
+				if _, err := ws.TryRead(10 * time.Second); err != nil { // the welcome
+					return err
+				}
+				for i := range rounds {
+					// Often long enough to park, sometimes not.
+					time.Sleep(time.Duration((c*7+i*13)%6) * time.Millisecond)
+					id := fmt.Sprintf("c%d-%d", c, i)
+					if err := ws.Conn.WriteJSON(map[string]any{"type": "demo/echo", "id": id, "payload": i}); err != nil {
+						return err
+					}
+					for _, want := range []string{"demo/echo:response", "demo/echo:finish"} {
+						m, err := ws.TryRead(10 * time.Second)
+						if err != nil {
+							return fmt.Errorf("%s: %w", id, err)
+						}
+						if m.ID != id || m.Type != want {
+							return fmt.Errorf("%s: got %s %s, want %s", id, m.Type, m.ID, want)
+						}
+					}
+				}
+				switch c % 3 {
+				case 0: // a normal close, perhaps while parked
+					time.Sleep(5 * time.Millisecond)
+					msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+					return ws.Conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second))
+				case 1: // the socket dropped
+					return ws.Conn.NetConn().Close()
+				default: // left open, parked, for the shutdown to close
+					return nil
+				}
+			}()
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	awaitGauge(t, g, "fabric_gateway_connections", conns/3) // the third left open, parked
+	if err := g.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if v := gauge(t, g, "fabric_gateway_connections"); v != 0 {
+		t.Errorf("%d connections after shutdown", v)
+	}
+	if v := gauge(t, g, "fabric_gateway_parked_connections"); v != 0 {
+		t.Errorf("%d parked after shutdown", v)
+	}
+}
