@@ -25,8 +25,9 @@ type connReader struct {
 	buf  *[]byte         // nil while nothing is buffered
 	r, w int
 
-	// What rawRead's callback read; readFn is that callback, made once.
-	direct []byte // set by readDirect: read into it, not into a buffer
+	// The raw read's callback (readFD, made once into readFn), what it
+	// read (n, err), and where: direct, set by readDirect, else buf.
+	direct []byte
 	n      int
 	err    error
 	readFn func(fd uintptr) bool

@@ -10,9 +10,9 @@ import (
 const rawReadSupported = true
 
 // readFD is the raw read's callback: one non-blocking read, into
-// readDirect's slice or into a buffer taken for it. When the socket has nothing, it gives the buffer back and asks
-// the runtime to wait for readability (false), so that a connection parked
-// there holds no buffer.
+// readDirect's slice or into a buffer taken for it. When the socket has
+// nothing, it gives the buffer back and asks the runtime to wait for
+// readability (false), so that a connection waiting there holds no buffer.
 func (cr *connReader) readFD(fd uintptr) bool {
 	b := cr.direct
 	if b == nil {
