@@ -81,6 +81,11 @@ func ServeEcho(ctx context.Context, addr string, ready io.Writer) error {
 		}
 	})}
 	fmt.Fprintln(ready, "echo server listening", ln.Addr())
+	return serveUntil(ctx, srv, ln)
+}
+
+// serveUntil serves srv on ln until ctx ends.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
@@ -138,14 +143,7 @@ func ServeRelay(ctx context.Context, addr, natsURL string, ready io.Writer) erro
 		}
 	})}
 	fmt.Fprintln(ready, "relay listening", ln.Addr())
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveUntil(ctx, srv, ln)
 }
 
 // natsClient does the baselines' request/reply on one NATS connection: a
