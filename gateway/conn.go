@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,8 +225,7 @@ func (c *conn) await(deadline time.Duration) error {
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(parkAfter))
 	err := c.in.fill()
-	var ne net.Error
-	if err == nil || !errors.As(err, &ne) || !ne.Timeout() || c.stopping.Load() {
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || c.stopping.Load() {
 		return err // a closing connection's deadline is close's own
 	}
 	if c.park() {
@@ -587,6 +587,10 @@ func (c *conn) startWriterLocked() {
 	}
 }
 
+// keptBatch is the largest batch slice (in frames) a connection keeps
+// between bursts, so that a burst's queue needs no allocation.
+const keptBatch = 16
+
 // writeLoop writes queued frames until the queue is empty, then exits. When
 // the connection is closed while it runs, it sends the close frame after the
 // frame in progress, so that the close frame is never lost behind it.
@@ -607,7 +611,9 @@ func (c *conn) writeLoop() {
 		}
 		if len(c.queue) == 0 && c.pong == nil {
 			c.writing = false
-			c.spare = nil // an idle connection holds no batch
+			if cap(c.spare) > keptBatch { // a burst's large batch is not kept idle
+				c.queue, c.spare = nil, nil
+			}
 			c.wmu.Unlock()
 			return
 		}
