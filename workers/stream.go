@@ -30,6 +30,16 @@ type Stream struct {
 	mu       sync.Mutex
 	seq      uint64
 	finished bool
+
+	// Core mode publishes every event from one header and one message,
+	// refilled under mu: nats.go copies them into its buffer before
+	// PublishMsg returns. (Durable mode's outbox keeps each message until
+	// the store acks it.) lastSuffix and lastSubject keep the subject of
+	// the previous event, most often the same.
+	hdr         nats.Header
+	msg         nats.Msg
+	lastSuffix  string
+	lastSubject string
 }
 
 func (w *Worker) newStream(reply string, req *Request) *Stream {
@@ -90,18 +100,30 @@ func (s *Stream) publish(suffix string, data []byte, last bool) error {
 	}
 	s.seq++
 	s.finished = last
-	h := nats.Header{
-		subjects.HeaderID:  {s.req.ID},
-		subjects.HeaderSeq: {strconv.FormatUint(s.seq, 10)},
+	if suffix != s.lastSuffix || s.lastSubject == "" {
+		s.lastSuffix, s.lastSubject = suffix, s.subject+suffix
 	}
-	endSpan := s.traceEvent(h, suffix, s.seq)
+	var h nats.Header
+	if s.out == nil && s.hdr != nil {
+		h = s.hdr
+		h[subjects.HeaderSeq][0] = strconv.FormatUint(s.seq, 10)
+	} else {
+		h = nats.Header{
+			subjects.HeaderID:  {s.req.ID},
+			subjects.HeaderSeq: {strconv.FormatUint(s.seq, 10)},
+		}
+		if s.out == nil {
+			s.hdr = h
+		}
+	}
+	endSpan := s.traceEvent(h, suffix, s.seq) // sets the same keys, if any, for every event
 	defer endSpan()
-	m := &nats.Msg{Subject: s.subject + suffix, Header: h, Data: data}
 	var err error
 	if s.out != nil {
-		err = s.out.push(m, last)
+		err = s.out.push(&nats.Msg{Subject: s.lastSubject, Header: h, Data: data}, last)
 	} else {
-		err = s.w.nc.PublishMsg(m)
+		s.msg = nats.Msg{Subject: s.lastSubject, Header: h, Data: data}
+		err = s.w.nc.PublishMsg(&s.msg)
 	}
 	s.metrics.event(suffix, err)
 	return err
