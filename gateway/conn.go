@@ -225,7 +225,13 @@ func (c *conn) await(deadline time.Duration) error {
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(parkAfter))
 	err := c.in.fill()
-	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || c.stopping.Load() {
+	if err == nil {
+		if !c.stopping.Load() { // the rest of the message gets readNext's deadline
+			_ = c.nc.SetReadDeadline(time.Now().Add(deadline))
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) || c.stopping.Load() {
 		return err // a closing connection's deadline is close's own
 	}
 	if c.park() {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -222,5 +223,24 @@ func TestParkedConnectionsUnderChurn(t *testing.T) {
 	}
 	if v := gauge(t, g, "fabric_gateway_parked_connections"); v != 0 {
 		t.Errorf("%d parked after shutdown", v)
+	}
+}
+
+// TestParkAfterBoundsOnlyTheWait: ParkAfter bounds the wait for a client's
+// first byte, not the reading of a frame that has begun: a frame arriving
+// in two parts, further apart than ParkAfter, is read whole.
+func TestParkAfterBoundsOnlyTheWait(t *testing.T) {
+	f := fabrictest.Start(t, gateway.Config{ParkAfter: 50 * time.Millisecond})
+	r := rawDial(t, f.Gateway.URL)
+	r.hello()
+	b := frame(finBit|opText, []byte(`{"type":"demo/echo","id":"slow","payload":"half and half"}`))
+	r.write(b[:20])
+	time.Sleep(300 * time.Millisecond)
+	r.write(b[20:])
+	for _, want := range []string{"demo/echo:response", "demo/echo:finish"} {
+		op, p, err := r.next()
+		if err != nil || op != opText || !strings.Contains(string(p), want) {
+			t.Fatalf("want %s: opcode %d %q %v", want, op, p, err)
+		}
 	}
 }
