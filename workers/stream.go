@@ -100,7 +100,7 @@ func (s *Stream) publish(suffix string, data []byte, last bool) error {
 	}
 	s.seq++
 	s.finished = last
-	if suffix != s.lastSuffix || s.lastSubject == "" {
+	if suffix != s.lastSuffix { // a suffix is never empty: the first event sets both
 		s.lastSuffix, s.lastSubject = suffix, s.subject+suffix
 	}
 	var h nats.Header
