@@ -78,11 +78,11 @@ func TestBenchLatency(t *testing.T) {
 		if l.Count != 200 {
 			t.Errorf("%s %s %s: %d samples, want 200", l.Case, l.Which, l.Target, l.Count)
 		}
-		if l.Target == bench.TargetFabric && len(l.Ratios) != 4 {
+		if (l.Target == bench.TargetFabric || l.Target == bench.TargetFabricEmbedded) && len(l.Ratios) != 4 {
 			t.Errorf("%s %s: ratios %+v, want one per baseline", l.Case, l.Which, l.Ratios)
 		}
 	}
-	for _, target := range []string{bench.TargetFabric, bench.TargetNATSTCP, bench.TargetNATSWS, bench.TargetWSEcho, bench.TargetWSRelay} {
+	for _, target := range []string{bench.TargetFabric, bench.TargetFabricEmbedded, bench.TargetNATSTCP, bench.TargetNATSWS, bench.TargetWSEcho, bench.TargetWSRelay} {
 		if targets[target] != 4 {
 			t.Errorf("%s: %d rows, want 4 (2 cases × first, last)", target, targets[target])
 		}
@@ -112,7 +112,8 @@ func TestBenchThroughput(t *testing.T) {
 		"--rate", "600", "--rate-conns", "4", "--rate-duration", "500ms")
 	for _, name := range []string{"fabric 4 conns: events/s", "fabric 4 conns: requests/s", "nats-ws 4 conns: replies/s",
 		"4 conns: fabric events/s ÷ nats-ws replies/s", "fabric 4 conns: gateway CPU per million events",
-		"ws-relay 4 conns: replies/s", "4 conns: fabric events/s ÷ ws-relay replies/s"} {
+		"ws-relay 4 conns: replies/s", "4 conns: fabric events/s ÷ ws-relay replies/s",
+		"fabric-embedded 4 conns: events/s", "4 conns: fabric-embedded events/s ÷ nats-ws replies/s"} {
 		if v, ok := r.Value(name); !ok || v <= 0 {
 			t.Errorf("%s: %v", name, v)
 		}
@@ -125,7 +126,7 @@ func TestBenchThroughput(t *testing.T) {
 	if v, ok := r.Value("600 events/s offered: achieved"); !ok || v <= 0 {
 		t.Errorf("achieved at a fixed rate: %v", v)
 	}
-	if len(r.Latencies) != 4 { // fabric, nats-ws, ws-relay; one fixed rate
+	if len(r.Latencies) != 5 { // fabric, fabric-embedded, nats-ws, ws-relay; one fixed rate
 		t.Errorf("latencies: %+v", r.Latencies)
 	}
 }

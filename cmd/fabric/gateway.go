@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/seed82ac63c1/fabric/gateway"
+	"github.com/seed82ac63c1/fabric/internal/embeddednats"
 	"github.com/seed82ac63c1/fabric/web"
 )
 
@@ -21,6 +22,7 @@ func runGateway(ctx context.Context, args []string) error {
 	var gf gatewayFlags
 	var lf logFlags
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URLs, comma-separated")
+	embedNATS := fs.String("embed-nats", "", "run a NATS server inside the gateway, configured by this nats-server configuration `FILE` (listen port, cluster routes, JetStream, accounts); the gateway connects to it in-process, workers and other nodes as to any NATS server; --nats is then not used")
 	natsAuth := registerNATSAuth(fs)
 	withInspector := fs.Bool("inspector", false, "serve the request inspector at /inspector: the recent requests of the whole fabric, with payload previews, to anyone who can reach --listen")
 	var inf inspectorFlags
@@ -42,7 +44,25 @@ func runGateway(ctx context.Context, args []string) error {
 	if gf.resumeSecret == "" {
 		log.Warn("no resume secret (FABRIC_RESUME_SECRET): sessions resume only on this gateway")
 	}
-	nc, err := connectNATS(*natsURL, "fabric-gateway", log, natsAuth.options()...)
+	natsOpts := natsAuth.options()
+	if *embedNATS != "" {
+		if flagGiven(fs, "nats") {
+			return errors.New("gateway: --nats and --embed-nats: give one, the NATS to connect to or the NATS to run")
+		}
+		ns, err := embeddednats.StartFile(*embedNATS, log, 0)
+		if err != nil {
+			return err
+		}
+		// Last, after the gateway's connection has drained: the workers
+		// connected to this node reconnect to the others.
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		*natsURL = ns.ClientURL()
+		// The gateway's own connection is a pipe into the server: no
+		// socket, no loopback round trip between them.
+		natsOpts = append(natsOpts, nats.InProcessServer(ns))
+		log.Info("embedded NATS server ready", "url", *natsURL, "config", *embedNATS)
+	}
+	nc, err := connectNATS(*natsURL, "fabric-gateway", log, natsOpts...)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ const usage = `fabric: a NATS-backed WebSocket fabric for real-time, multi-agent
 Usage:
   fabric dev      [--listen :8080]                 gateway + demo workers + embedded NATS, one process
   fabric gateway  --listen ADDR --nats URL[,URL]   a gateway against a NATS server or cluster
+                  (or --embed-nats FILE)           … or running the NATS node itself, from a nats-server config
   fabric worker   --nats URL[,URL] --demo          a worker serving the demo routes
   fabric cluster  [--workers 2] [--durable]        3 NATS nodes, 2 gateways and workers as processes on
                                                    loopback: the compose topology without Docker

@@ -167,7 +167,7 @@ func TestBenchReport(t *testing.T) {
 		"machine: Test CPU, 2 CPUs, 8.00 GiB memory, linux 6.1, go1.26/amd64",
 		"settings: --duration 1s --requests 10",
 		"1 event last fabric 10 0 300 400 600 900 1000",
-		"1 event last nats-ws 2.00× 3.00× 3.00×",
+		"1 event last fabric nats-ws 2.00× 3.00× 3.00×",
 		"RSS per connection 5.86 KiB",
 		"connect rate 2790.4 conns/s",
 		"errors: 2",

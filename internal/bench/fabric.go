@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -121,6 +122,13 @@ type fabricOptions struct {
 	env []string
 }
 
+func (o fabricOptions) workerHandlers() int {
+	if o.handlers <= 0 {
+		return 1024
+	}
+	return o.handlers
+}
+
 var (
 	debugListening   = regexp.MustCompile(`"msg":"debug listener on[^"]*","addr":"([^"]+)"`)
 	gatewayListening = topology.GatewayReady
@@ -161,12 +169,8 @@ func startFabric(ctx context.Context, bin string, o fabricOptions) (_ *fabric, e
 	if err := f.nats.poll(ctx, func() error { return node.Monitor("/healthz", nil) }); err != nil {
 		return nil, err
 	}
-	handlers := o.handlers
-	if handlers <= 0 {
-		handlers = 1024
-	}
 	f.worker, err = startChild("worker", bin, o.env, nil, "worker", "--nats", f.natsURL, "--demo", "--log-format", "json",
-		"--max-concurrent", strconv.Itoa(handlers), "--shutdown-grace", "2s", "--debug-listen", "127.0.0.1:0")
+		"--max-concurrent", strconv.Itoa(o.workerHandlers()), "--shutdown-grace", "2s", "--debug-listen", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
@@ -326,4 +330,52 @@ func reserveFiles(need int, what string) (uint64, error) {
 		return 0, fmt.Errorf("bench: %s needs %d open files; the hard limit is %d (ulimit -Hn)", what, need, limit)
 	}
 	return limit, nil
+}
+
+// embeddedFabric is a second fabric in the same run, in the other
+// topology: the gateway runs the NATS node (--embed-nats) and its worker
+// connects to that node, so a request crosses two processes, as it does
+// through NATS's WebSocket listener and a responder.
+type embeddedFabric struct {
+	gateway, worker *child
+	gatewayAddr     string // host:port
+}
+
+func (e *embeddedFabric) wsURL() string { return "ws://" + e.gatewayAddr + "/ws" }
+
+// startEmbedded starts an embeddedFabric with the arguments of f's gateway
+// and worker (durable or not, the same handlers); its processes are among
+// f's extras, stopped with the baselines.
+func (f *fabric) startEmbedded(ctx context.Context, o fabricOptions) (*embeddedFabric, error) {
+	ports, err := topology.FreePorts("127.0.0.1", 2)
+	if err != nil {
+		return nil, err
+	}
+	node := topology.Node{Name: "bench-embedded", ClientPort: ports[0], HTTPPort: ports[1], StoreDir: filepath.Join(f.dir, "jetstream-embedded")}
+	conf := filepath.Join(f.dir, "nats-embedded.conf")
+	if err := os.WriteFile(conf, []byte(topology.Config(node, "", []topology.Node{node}, "")), 0o600); err != nil {
+		return nil, err
+	}
+	args := slices.Clone(f.gatewayArgs)
+	i := slices.Index(args, "--nats")
+	args[i], args[i+1] = "--embed-nats", conf
+	e := &embeddedFabric{}
+	if e.gateway, err = startChild("embedded gateway", f.bin, o.env, nil, args...); err != nil {
+		return nil, err
+	}
+	f.extra = append(f.extra, e.gateway)
+	if e.gatewayAddr, err = e.gateway.await(ctx, gatewayListening); err != nil {
+		return nil, err
+	}
+	e.worker, err = startChild("embedded worker", f.bin, o.env, nil, "worker", "--nats", node.URL(), "--demo", "--log-format", "json",
+		"--max-concurrent", strconv.Itoa(o.workerHandlers()), "--shutdown-grace", "2s")
+	if err != nil {
+		return nil, err
+	}
+	// The worker stops before the gateway whose NATS it is connected to.
+	f.extra = slices.Insert(f.extra, len(f.extra)-1, e.worker)
+	if _, err := e.worker.await(ctx, workerReady); err != nil {
+		return nil, err
+	}
+	return e, e.gateway.poll(ctx, func() error { return f.probe(e.wsURL()) })
 }

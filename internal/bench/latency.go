@@ -81,6 +81,16 @@ func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
 	}
 	defer fc.closeNormal()
 	targets := fabricTargets(TargetFabric, fc)
+	e, err := f.startEmbedded(ctx, fabricOptions{durable: cfg.Durable})
+	if err != nil {
+		return nil, fmt.Errorf("bench: the fabric with NATS in the gateway: %w", err)
+	}
+	ec, err := dialFabric(ctx, e.wsURL(), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer ec.closeNormal()
+	targets = append(targets, fabricTargets(TargetFabricEmbedded, ec)...)
 	for _, b := range []struct{ name, url string }{{TargetNATSTCP, f.natsURL}, {TargetNATSWS, f.natsWSURL}} {
 		nc, err := dialNATS(b.url)
 		if err != nil {

@@ -11,11 +11,14 @@ import (
 
 // Targets of a latency row: the fabric and the baselines it is compared to.
 const (
-	TargetFabric  = "fabric"
-	TargetNATSTCP = "nats-tcp" // nats.go request/reply over TCP
-	TargetNATSWS  = "nats-ws"  // nats.go request/reply over NATS's WebSocket listener
-	TargetWSEcho  = "ws-echo"  // a plain gorilla/websocket echo server: the floor
-	TargetWSRelay = "ws-relay" // a bare WebSocket-to-NATS relay in front of the responder: a gateway's floor
+	TargetFabric = "fabric"
+	// TargetFabricEmbedded is the fabric with the NATS node inside the
+	// gateway (--embed-nats), its worker connected to that node.
+	TargetFabricEmbedded = "fabric-embedded"
+	TargetNATSTCP        = "nats-tcp" // nats.go request/reply over TCP
+	TargetNATSWS         = "nats-ws"  // nats.go request/reply over NATS's WebSocket listener
+	TargetWSEcho         = "ws-echo"  // a plain gorilla/websocket echo server: the floor
+	TargetWSRelay        = "ws-relay" // a bare WebSocket-to-NATS relay in front of the responder: a gateway's floor
 )
 
 // Report is what a scenario measured, how, and where.
@@ -87,18 +90,24 @@ func (r *Report) AddLatency(c, which, target string, s Summary) {
 func (r *Report) ComputeRatios() {
 	for i := range r.Latencies {
 		f := &r.Latencies[i]
-		if f.Target != TargetFabric {
+		if !isFabric(f.Target) {
 			continue
 		}
 		f.Ratios = nil
 		for _, b := range r.Latencies {
-			if b.Target == TargetFabric || b.Case != f.Case || b.Which != f.Which {
+			if isFabric(b.Target) || b.Case != f.Case || b.Which != f.Which {
 				continue
 			}
 			f.Ratios = append(f.Ratios, Ratio{Baseline: b.Target,
 				P50: ratio(f.P50, b.P50), P99: ratio(f.P99, b.P99), P999: ratio(f.P999, b.P999)})
 		}
 	}
+}
+
+// isFabric reports whether target is one of the fabric's: a row that is
+// compared, not a baseline.
+func isFabric(target string) bool {
+	return target == TargetFabric || target == TargetFabricEmbedded
 }
 
 func ratio(a, b float64) float64 {
@@ -133,10 +142,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 			for _, x := range l.Ratios {
 				if !ratios {
 					fmt.Fprintln(w, "\nfabric ÷ baseline, same case and event:")
-					fmt.Fprintln(tw, "case\tevent\tbaseline\tp50\tp99\tp99.9\t")
+					fmt.Fprintln(tw, "case\tevent\ttarget\tbaseline\tp50\tp99\tp99.9\t")
 					ratios = true
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f×\t%.2f×\t%.2f×\t\n", l.Case, l.Which, x.Baseline, x.P50, x.P99, x.P999)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f×\t%.2f×\t%.2f×\t\n", l.Case, l.Which, l.Target, x.Baseline, x.P50, x.P99, x.P999)
 			}
 		}
 		if err := tw.Flush(); err != nil {

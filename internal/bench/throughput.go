@@ -97,10 +97,16 @@ func Throughput(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
+	relay := f.extra[len(f.extra)-1].pid()
+	e, err := f.startEmbedded(ctx, fabricOptions{durable: cfg.Durable, handlers: max(slices.Max(counts)*window, rateConns*rateMaxWindow)})
+	if err != nil {
+		return nil, fmt.Errorf("bench: the fabric with NATS in the gateway: %w", err)
+	}
 	self := proc{"load generator", os.Getpid()}
+	embeddedProcs := []proc{{"gateway", e.gateway.pid()}, {"worker", e.worker.pid()}, self}
 	fabricProcs := []proc{{"gateway", f.gateway.pid()}, {"nats", f.nats.pid()}, {"worker", f.worker.pid()}, self}
 	baselineProcs := []proc{{"nats", f.nats.pid()}, {"responder", responder}, self}
-	relayProcs := []proc{{"relay", f.extra[len(f.extra)-1].pid()}, {"nats", f.nats.pid()}, {"responder", responder}, self}
+	relayProcs := []proc{{"relay", relay}, {"nats", f.nats.pid()}, {"responder", responder}, self}
 
 	var best float64 // the fabric's highest saturation, in events/s
 	for i, n := range counts {
@@ -134,10 +140,17 @@ func Throughput(ctx context.Context, cfg Config) (_ *Report, err error) {
 		if err != nil {
 			return nil, err
 		}
+		cfg.logf("throughput: %s × %d in flight, fabric with NATS in the gateway", kase, window)
+		er, err := runLoad(ctx, cfg, r, n, window, 0, cfg.Warmup, cfg.duration(), embeddedProcs,
+			func(fl *flow, l *loadSet) (loadConn, error) { return dialFabricLoad(ctx, e.wsURL(), window, fl, l) })
+		if err != nil {
+			return nil, err
+		}
 		if err := f.alive(); err != nil {
 			return nil, err
 		}
 		r.AddLatency(kase, "last", TargetFabric, fr.latency)
+		r.AddLatency(kase, "last", TargetFabricEmbedded, er.latency)
 		r.AddLatency(kase, "last", TargetNATSWS, br.latency)
 		r.AddLatency(kase, "last", TargetWSRelay, rr.latency)
 		best = max(best, fr.eventRate())
@@ -158,6 +171,11 @@ func Throughput(ctx context.Context, cfg Config) (_ *Report, err error) {
 		r.AddValue(kase+": fabric events/s ÷ nats-ws replies/s", ratio(fr.eventRate(), br.eventRate()), "×")
 		r.AddValue(kase+": fabric requests/s ÷ nats-ws requests/s", ratio(fr.requestRate(), br.requestRate()), "×")
 		r.AddValue(kase+": fabric events/s ÷ ws-relay replies/s", ratio(fr.eventRate(), rr.eventRate()), "×")
+		r.AddValue("fabric-embedded "+kase+": events/s", math.Round(er.eventRate()), "")
+		r.AddValue("fabric-embedded "+kase+": gateway+nats CPU per million events", er.perMillion("gateway"), "s")
+		r.AddValue("fabric-embedded "+kase+": gateway+nats+worker CPU per million events", er.perMillion("gateway", "worker"), "s")
+		r.AddValue(kase+": fabric-embedded events/s ÷ nats-ws replies/s", ratio(er.eventRate(), br.eventRate()), "×")
+		r.AddValue(kase+": fabric-embedded requests/s ÷ nats-ws requests/s", ratio(er.requestRate(), br.requestRate()), "×")
 	}
 	r.ComputeRatios()
 
