@@ -13,8 +13,13 @@
 // The latency scenario runs its baselines in the same run, from the same
 // process: raw NATS request/reply over TCP against [ServeResponder] (a
 // child: `fabric bench responder`), the same over NATS's own WebSocket
-// listener, and a plain WebSocket echo server ([ServeEcho], a child:
-// `fabric bench echo-server`) as the floor.
+// listener, a plain WebSocket echo server ([ServeEcho], a child:
+// `fabric bench echo-server`) as the floor, and a bare WebSocket-to-NATS
+// relay ([ServeRelay]) as a gateway's floor.
+//
+// Latency and Throughput also measure the fabric in its other topology,
+// as "fabric-embedded": a second gateway that runs the NATS node itself
+// (`fabric gateway --embed-nats`) and a worker connected to that node.
 //
 // Throughput compares the fabric's saturation with the NATS-WebSocket
 // baseline's, at the same connections and requests in flight; Resume

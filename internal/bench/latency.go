@@ -39,10 +39,11 @@ var (
 const latencyRounds = 5
 
 // Latency measures one connection doing one request at a time, closed loop,
-// through the fabric and through three baselines started in the same run:
+// through the fabric (with a separate NATS server, and with the NATS node
+// inside the gateway) and through four baselines started in the same run:
 // raw NATS request/reply over TCP to a plain responder, the same over
-// NATS's own WebSocket listener, and a plain WebSocket echo server (the
-// floor). Each target answers the same payload with 1 and with 5 replies;
+// NATS's own WebSocket listener, a bare WebSocket-to-NATS relay, and a
+// plain WebSocket echo server (the floor). Each target answers the same payload with 1 and with 5 replies;
 // the fabric adds its :finish, which is the "last" event of its rows. A
 // request's "first" and "last" are the times from its send to its first
 // and last frame (or message).
@@ -143,7 +144,8 @@ func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
 	r.Notes = append(r.Notes,
 		"fabric rows: the last event is the request's :finish (1 event: :response + :finish; 5 events: 4 × :progress, :response, :finish)",
 		"baselines: the same payload answered with 1 or 5 messages; nats-tcp and nats-ws are nats.go request/reply (a publish with a reply subject) to a plain responder process",
-		"ws-relay: a bare WebSocket-to-NATS relay process in front of the same responder, the fabric's topology with nothing of the fabric: client → relay → NATS → responder → NATS → relay → client")
+		"ws-relay: a bare WebSocket-to-NATS relay process in front of the same responder, the fabric's topology with nothing of the fabric: client → relay → NATS → responder → NATS → relay → client",
+		"fabric-embedded: a second gateway with the first one's arguments and --embed-nats (the NATS node inside the gateway, connected in-process) and a second worker connected to that node: client → gateway+NATS → worker → gateway+NATS → client, the process count of nats-ws")
 	return r, nil
 }
 
