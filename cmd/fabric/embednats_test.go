@@ -1,7 +1,15 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -48,6 +56,66 @@ func TestGatewayEmbedsNATS(t *testing.T) {
 			t.Fatalf("exit %d\n%s", code, p.Stderr())
 		}
 	}
+}
+
+// TestGatewayEmbedsNATSWithTLS: a node whose clients must use TLS still
+// takes the gateway's own connection, a pipe, without it; the inspector's
+// connection too.
+func TestGatewayEmbedsNATSWithTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := selfSignedCert(t, dir)
+	conf := filepath.Join(dir, "nats.conf")
+	body := fmt.Sprintf("host: \"127.0.0.1\"\nport: -1\ntls {\n  cert_file: %q\n  key_file: %q\n}\n", certFile, keyFile)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := fabrictest.StartProcess(t, nil, fabricBin, "gateway", "--listen", "127.0.0.1:0", "--embed-nats", conf, "--inspector")
+	if url := gw.WaitOutput(embeddedNATSRE, 20*time.Second); !strings.HasPrefix(url, "tls://") {
+		t.Fatalf("the node's URL %q: want tls://", url)
+	}
+	addr := gw.WaitOutput(listeningRE, 20*time.Second)
+	// No worker: NATS answers no_responders, so the request was published.
+	if code, msgs := call(t, "ws://"+addr+"/ws", "demo/echo", `1`); code != 1 || len(msgs) == 0 || !strings.Contains(string(msgs[0].Payload), "no_responders") {
+		t.Fatalf("exit %d, events %s; want no_responders", code, eventTypes(msgs))
+	}
+	gw.Signal(syscall.SIGTERM)
+	if code := gw.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("gateway exit %d\n%s", code, gw.Stderr())
+	}
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key into dir.
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "fabric test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
 
 // TestGatewayEmbedNATSFlags: the NATS to connect to and the NATS to run

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,11 +57,13 @@ func runGateway(ctx context.Context, args []string) error {
 		// Last, after the gateway's connection has drained: the workers
 		// connected to this node reconnect to the others.
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		*natsURL = ns.ClientURL()
-		// The gateway's own connection is a pipe into the server: no
-		// socket, no loopback round trip between them.
+		log.Info("embedded NATS server ready", "url", ns.ClientURL(), "config", *embedNATS)
+		// The gateway's own connections are pipes into the server: no
+		// socket, no loopback round trip, and no TLS, whatever the node
+		// asks of the clients that dial it (a tls:// URL would have
+		// nats.go handshake over the pipe).
+		*natsURL = strings.Replace(ns.ClientURL(), "tls://", "nats://", 1)
 		natsOpts = append(natsOpts, nats.InProcessServer(ns))
-		log.Info("embedded NATS server ready", "url", *natsURL, "config", *embedNATS)
 	}
 	nc, err := connectNATS(*natsURL, "fabric-gateway", log, natsOpts...)
 	if err != nil {
@@ -74,7 +77,7 @@ func runGateway(ctx context.Context, args []string) error {
 		// timeouts.
 		cfg := inf.config(gf.prefix)
 		cfg.NoRequests = true
-		insp, err := startInspector(ctx, *natsURL, cfg, log, natsAuth.options()...)
+		insp, err := startInspector(ctx, *natsURL, cfg, log, natsOpts...)
 		if err != nil {
 			return err
 		}
