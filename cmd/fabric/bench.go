@@ -171,8 +171,9 @@ func runBenchRelay(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("bench relay")
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	url := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL")
+	embed := fs.String("embed-nats", "", "run the NATS node in the relay, from this nats-server configuration `FILE`, instead of connecting to --nats")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	return bench.ServeRelay(ctx, *listen, *url, stdout)
+	return bench.ServeRelay(ctx, *listen, *url, *embed, stdout)
 }

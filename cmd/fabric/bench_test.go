@@ -78,11 +78,11 @@ func TestBenchLatency(t *testing.T) {
 		if l.Count != 200 {
 			t.Errorf("%s %s %s: %d samples, want 200", l.Case, l.Which, l.Target, l.Count)
 		}
-		if (l.Target == bench.TargetFabric || l.Target == bench.TargetFabricEmbedded) && len(l.Ratios) != 4 {
+		if (l.Target == bench.TargetFabric || l.Target == bench.TargetFabricEmbedded) && len(l.Ratios) != 5 {
 			t.Errorf("%s %s: ratios %+v, want one per baseline", l.Case, l.Which, l.Ratios)
 		}
 	}
-	for _, target := range []string{bench.TargetFabric, bench.TargetFabricEmbedded, bench.TargetNATSTCP, bench.TargetNATSWS, bench.TargetWSEcho, bench.TargetWSRelay} {
+	for _, target := range []string{bench.TargetFabric, bench.TargetFabricEmbedded, bench.TargetNATSTCP, bench.TargetNATSWS, bench.TargetWSEcho, bench.TargetWSRelay, bench.TargetWSRelayEmbedded} {
 		if targets[target] != 4 {
 			t.Errorf("%s: %d rows, want 4 (2 cases × first, last)", target, targets[target])
 		}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
+
+	"github.com/seed82ac63c1/fabric/internal/embeddednats"
 )
 
 // The baselines' NATS subjects, outside any fabric's prefix: a request on
@@ -104,8 +106,24 @@ func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
 // tracing: what it costs over NATS's own WebSocket listener is the extra
 // process a gateway is, and what the fabric costs over it is the fabric's
 // own work. It writes "relay listening ADDR" to ready.
-func ServeRelay(ctx context.Context, addr, natsURL string, ready io.Writer) error {
-	nc, err := nats.Connect(natsURL, nats.Name("fabric-bench-relay"))
+//
+// With embedNATS, a nats-server configuration file, the relay runs that
+// NATS node itself, connected to it in-process, as `fabric gateway
+// --embed-nats` does; it then writes "relay nats URL" to ready first, the
+// URL its responder connects to, and natsURL is not used.
+func ServeRelay(ctx context.Context, addr, natsURL, embedNATS string, ready io.Writer) error {
+	opts := []nats.Option{nats.Name("fabric-bench-relay")}
+	if embedNATS != "" {
+		ns, err := embeddednats.StartFile(embedNATS, nil, 0)
+		if err != nil {
+			return err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		natsURL = ns.ClientURL()
+		opts = append(opts, nats.InProcessServer(ns))
+		fmt.Fprintln(ready, "relay nats", natsURL)
+	}
+	nc, err := nats.Connect(natsURL, opts...)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync/atomic"
@@ -28,6 +30,7 @@ type latencyTarget struct {
 }
 
 var (
+	relayNATS       = regexp.MustCompile(`relay nats (\S+)`)
 	responderReady  = regexp.MustCompile(`responder ready`)
 	echoServerReady = regexp.MustCompile(`echo server listening (\S+)`)
 	relayReady      = regexp.MustCompile(`relay listening (\S+)`)
@@ -76,6 +79,10 @@ func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
+	relayEmbeddedAddr, err := f.startRelayEmbedded(ctx)
+	if err != nil {
+		return nil, err
+	}
 	fc, err := dialFabric(ctx, f.wsURL(), nil)
 	if err != nil {
 		return nil, err
@@ -118,6 +125,12 @@ func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
 		}
 		defer rc.close()
 		targets = append(targets, &latencyTarget{target: TargetWSRelay, kase: k.kase, roundTrip: func() (roundTripResult, error) { return rc.roundTrip(payload) }})
+		re, err := dialEcho(ctx, relayEmbeddedAddr, k.replies)
+		if err != nil {
+			return nil, fmt.Errorf("bench: relay baseline with NATS in it: %w", err)
+		}
+		defer re.close()
+		targets = append(targets, &latencyTarget{target: TargetWSRelayEmbedded, kase: k.kase, roundTrip: func() (roundTripResult, error) { return re.roundTrip(payload) }})
 	}
 
 	if err := measureRounds(ctx, cfg, targets); err != nil {
@@ -191,4 +204,29 @@ func (t *latencyTarget) run(ctx context.Context, d time.Duration, n int, first, 
 		last.Record(rt.last)
 	}
 	return done, nil
+}
+
+// startRelayEmbedded starts the relay baseline in the fabric-embedded
+// topology: the relay runs the NATS node, and a responder of its own
+// connects to it. It returns the relay's address.
+func (f *fabric) startRelayEmbedded(ctx context.Context) (string, error) {
+	conf := filepath.Join(f.dir, "nats-relay.conf")
+	if err := os.WriteFile(conf, []byte("host: \"127.0.0.1\"\nport: -1\n"), 0o600); err != nil {
+		return "", err
+	}
+	url, err := f.startExtra(ctx, "relay with NATS", relayNATS, "bench", "relay", "--listen", "127.0.0.1:0", "--embed-nats", conf)
+	if err != nil {
+		return "", err
+	}
+	addr, err := f.extra[len(f.extra)-1].await(ctx, relayReady)
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.startExtra(ctx, "responder of the relay with NATS", responderReady, "bench", "responder", "--nats", url); err != nil {
+		return "", err
+	}
+	// The responder stops before the relay whose NATS it is connected to.
+	n := len(f.extra)
+	f.extra[n-2], f.extra[n-1] = f.extra[n-1], f.extra[n-2]
+	return addr, nil
 }

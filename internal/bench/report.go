@@ -19,6 +19,9 @@ const (
 	TargetNATSWS         = "nats-ws"  // nats.go request/reply over NATS's WebSocket listener
 	TargetWSEcho         = "ws-echo"  // a plain gorilla/websocket echo server: the floor
 	TargetWSRelay        = "ws-relay" // a bare WebSocket-to-NATS relay in front of the responder: a gateway's floor
+	// TargetWSRelayEmbedded is the same relay running the NATS node its
+	// responder connects to: the floor of fabric-embedded.
+	TargetWSRelayEmbedded = "ws-relay-embedded"
 )
 
 // Report is what a scenario measured, how, and where.
