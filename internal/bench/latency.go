@@ -158,7 +158,8 @@ func Latency(ctx context.Context, cfg Config) (_ *Report, err error) {
 		"fabric rows: the last event is the request's :finish (1 event: :response + :finish; 5 events: 4 × :progress, :response, :finish)",
 		"baselines: the same payload answered with 1 or 5 messages; nats-tcp and nats-ws are nats.go request/reply (a publish with a reply subject) to a plain responder process",
 		"ws-relay: a bare WebSocket-to-NATS relay process in front of the same responder, the fabric's topology with nothing of the fabric: client → relay → NATS → responder → NATS → relay → client",
-		"fabric-embedded: a second gateway with the first one's arguments and --embed-nats (the NATS node inside the gateway, connected in-process) and a second worker connected to that node: client → gateway+NATS → worker → gateway+NATS → client, the process count of nats-ws")
+		"fabric-embedded: a second gateway with the first one's arguments and --embed-nats (the NATS node inside the gateway, connected in-process) and a second worker connected to that node: client → gateway+NATS → worker → gateway+NATS → client, the process count of nats-ws",
+		"ws-relay-embedded: the bare relay running the NATS node its own responder connects to, fabric-embedded's topology with nothing of the fabric")
 	return r, nil
 }
 
