@@ -45,8 +45,9 @@ const latencyRounds = 5
 // through the fabric (with a separate NATS server, and with the NATS node
 // inside the gateway) and through four baselines started in the same run:
 // raw NATS request/reply over TCP to a plain responder, the same over
-// NATS's own WebSocket listener, a bare WebSocket-to-NATS relay, and a
-// plain WebSocket echo server (the floor). Each target answers the same payload with 1 and with 5 replies;
+// NATS's own WebSocket listener, a bare WebSocket-to-NATS relay (also
+// with the NATS node inside it), and a plain WebSocket echo server (the
+// floor). Each target answers the same payload with 1 and with 5 replies;
 // the fabric adds its :finish, which is the "last" event of its rows. A
 // request's "first" and "last" are the times from its send to its first
 // and last frame (or message).
