@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -129,11 +130,29 @@ func (o fabricOptions) workerHandlers() int {
 	return o.handlers
 }
 
+// What nats-server logs of the ports it listens on.
+var (
+	natsClientListening  = regexp.MustCompile(`Listening for client connections on (\S+)`)
+	natsMonitorListening = regexp.MustCompile(`Starting http monitor on (\S+)`)
+	natsWSListening      = regexp.MustCompile(`Listening for websocket clients on ws://(\S+)`)
+)
+
+// portOf returns the port of a host:port.
+func portOf(addr string) (int, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, fmt.Errorf("bench: %q: %w", addr, err)
+	}
+	return strconv.Atoi(port)
+}
+
 var (
 	debugListening   = regexp.MustCompile(`"msg":"debug listener on[^"]*","addr":"([^"]+)"`)
 	gatewayListening = topology.GatewayReady
-	natsReady        = topology.NATSReady
-	workerReady      = topology.WorkerReady
+	// embeddedNATSReady: a gateway with --embed-nats, its node's URL.
+	embeddedNATSReady = regexp.MustCompile(`"msg":"embedded NATS server ready","url":"([^"]+)"`)
+	natsReady         = topology.NATSReady
+	workerReady       = topology.WorkerReady
 )
 
 // startFabric starts NATS, then the worker, then the gateway, each waited
@@ -149,23 +168,35 @@ func startFabric(ctx context.Context, bin string, o fabricOptions) (_ *fabric, e
 	if f.dir, err = os.MkdirTemp("", "fabric-bench-"); err != nil {
 		return nil, err
 	}
-	ports, err := topology.FreePorts("127.0.0.1", 3)
-	if err != nil {
-		return nil, err
-	}
-	node := topology.Node{Name: "bench", ClientPort: ports[0], HTTPPort: ports[1], StoreDir: filepath.Join(f.dir, "jetstream")}
-	ws := fmt.Sprintf("websocket {\n  host: \"127.0.0.1\"\n  port: %d\n  no_tls: true\n}\n", ports[2])
+	// Every port is the server's pick (-1), read back from its log: a
+	// port found free and then bound by another process in between would
+	// fail the run.
+	node := topology.Node{Name: "bench", ClientPort: -1, HTTPPort: -1, StoreDir: filepath.Join(f.dir, "jetstream")}
+	ws := "websocket {\n  host: \"127.0.0.1\"\n  port: -1\n  no_tls: true\n}\n"
 	conf := filepath.Join(f.dir, "nats.conf")
 	if err := os.WriteFile(conf, []byte(topology.Config(node, "", []topology.Node{node}, ws)), 0o600); err != nil {
 		return nil, err
 	}
-	f.natsURL, f.natsWSURL = node.URL(), fmt.Sprintf("ws://127.0.0.1:%d", ports[2])
 	if f.nats, err = startChild("nats", bin, nil, nil, "nats-server", "-c", conf); err != nil {
 		return nil, err
 	}
 	if _, err := f.nats.await(ctx, natsReady); err != nil {
 		return nil, err
 	}
+	var wsPort int
+	for _, p := range []struct {
+		re   *regexp.Regexp
+		port *int
+	}{{natsClientListening, &node.ClientPort}, {natsMonitorListening, &node.HTTPPort}, {natsWSListening, &wsPort}} {
+		addr, err := f.nats.await(ctx, p.re)
+		if err != nil {
+			return nil, err
+		}
+		if *p.port, err = portOf(addr); err != nil {
+			return nil, err
+		}
+	}
+	f.natsURL, f.natsWSURL = node.URL(), fmt.Sprintf("ws://127.0.0.1:%d", wsPort)
 	if err := f.nats.poll(ctx, func() error { return node.Monitor("/healthz", nil) }); err != nil {
 		return nil, err
 	}
@@ -347,27 +378,29 @@ func (e *embeddedFabric) wsURL() string { return "ws://" + e.gatewayAddr + "/ws"
 // and worker (durable or not, the same handlers); its processes are among
 // f's extras, stopped with the baselines.
 func (f *fabric) startEmbedded(ctx context.Context, o fabricOptions) (*embeddedFabric, error) {
-	ports, err := topology.FreePorts("127.0.0.1", 2)
-	if err != nil {
-		return nil, err
-	}
-	node := topology.Node{Name: "bench-embedded", ClientPort: ports[0], HTTPPort: ports[1], StoreDir: filepath.Join(f.dir, "jetstream-embedded")}
+	// The node picks its port (-1); the gateway logs its URL.
 	conf := filepath.Join(f.dir, "nats-embedded.conf")
-	if err := os.WriteFile(conf, []byte(topology.Config(node, "", []topology.Node{node}, "")), 0o600); err != nil {
+	body := fmt.Sprintf("host: \"127.0.0.1\"\nport: -1\njetstream {\n  store_dir: %q\n}\n", filepath.Join(f.dir, "jetstream-embedded"))
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		return nil, err
 	}
 	args := slices.Clone(f.gatewayArgs)
 	i := slices.Index(args, "--nats")
 	args[i], args[i+1] = "--embed-nats", conf
 	e := &embeddedFabric{}
+	var err error
 	if e.gateway, err = startChild("embedded gateway", f.bin, o.env, nil, args...); err != nil {
 		return nil, err
 	}
 	f.extra = append(f.extra, e.gateway)
+	natsURL, err := e.gateway.await(ctx, embeddedNATSReady)
+	if err != nil {
+		return nil, err
+	}
 	if e.gatewayAddr, err = e.gateway.await(ctx, gatewayListening); err != nil {
 		return nil, err
 	}
-	e.worker, err = startChild("embedded worker", f.bin, o.env, nil, "worker", "--nats", node.URL(), "--demo", "--log-format", "json",
+	e.worker, err = startChild("embedded worker", f.bin, o.env, nil, "worker", "--nats", natsURL, "--demo", "--log-format", "json",
 		"--max-concurrent", strconv.Itoa(o.workerHandlers()), "--shutdown-grace", "2s")
 	if err != nil {
 		return nil, err
