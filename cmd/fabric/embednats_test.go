@@ -19,9 +19,10 @@ import (
 	"time"
 
 	"github.com/seed82ac63c1/fabric/internal/fabrictest"
+	"github.com/seed82ac63c1/fabric/internal/topology"
 )
 
-var embeddedNATSRE = regexp.MustCompile(`"msg":"embedded NATS server ready","url":"([^"]+)"`)
+var embeddedNATSRE = topology.EmbeddedNATSReady
 
 // TestGatewayEmbedsNATS runs `fabric gateway --embed-nats`: the gateway is
 // the NATS node (JetStream included, for --durable), a worker process and a

@@ -147,10 +147,9 @@ func portOf(addr string) (int, error) {
 }
 
 var (
-	debugListening   = regexp.MustCompile(`"msg":"debug listener on[^"]*","addr":"([^"]+)"`)
-	gatewayListening = topology.GatewayReady
-	// embeddedNATSReady: a gateway with --embed-nats, its node's URL.
-	embeddedNATSReady = regexp.MustCompile(`"msg":"embedded NATS server ready","url":"([^"]+)"`)
+	debugListening    = regexp.MustCompile(`"msg":"debug listener on[^"]*","addr":"([^"]+)"`)
+	gatewayListening  = topology.GatewayReady
+	embeddedNATSReady = topology.EmbeddedNATSReady
 	natsReady         = topology.NATSReady
 	workerReady       = topology.WorkerReady
 )

@@ -14,6 +14,9 @@ var (
 	NATSRoutesReady = regexp.MustCompile(`Listening for route connections on`)
 	// GatewayReady: a gateway listens; the submatch is its host:port.
 	GatewayReady = regexp.MustCompile(`"msg":"gateway listening","addr":"([^"]+)"`)
+	// EmbeddedNATSReady: a gateway with --embed-nats runs its NATS node;
+	// the submatch is the node's client URL.
+	EmbeddedNATSReady = regexp.MustCompile(`"msg":"embedded NATS server ready","url":"([^"]+)"`)
 	// WorkerReady: a worker takes requests.
 	WorkerReady = regexp.MustCompile(`"msg":"worker serving"`)
 	// MetricsListening: a worker's --metrics-listen serves; the submatch is
